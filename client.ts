@@ -1,0 +1,172 @@
+/**
+ * The echo client: by default sends `msg 1` .. `msg 10` a second apart and prints the
+ * echoes, as the seed article's client does, then sends the exit word.
+ *
+ *     deno run --allow-read=/tmp --allow-write=/tmp --allow-run=mkfifo client.ts [options]
+ *
+ * @module
+ */
+import {
+  parseCommandLine,
+  parseCount,
+  parseFraming,
+  parseName,
+  reportFailure,
+  UsageError,
+} from "./lib/cli_support.ts";
+import { connect, type FifoConn } from "./lib/connect.ts";
+import { encodeFrame, FrameDecoder } from "./lib/framing.ts";
+import { printable } from "./lib/printable.ts";
+import { writeStdoutSync } from "./lib/write_stdout.ts";
+
+const USAGE =
+  `Usage: deno run --allow-read=/tmp --allow-write=/tmp --allow-run=mkfifo client.ts [options]
+
+Talks to the echo server on DIR/NAME.*: a private session when the server offers one,
+else the plain NAME.in/NAME.out pair.
+
+Modes (default: send "msg 1" .. "msg N", printing each echo, then the exit word):
+  --send TEXT            send one message, print only the reply, exit
+  --stdin                every line of standard input is a message; print the replies
+
+Options:
+  --count N              messages in the default mode (default 10)
+  --interval MS          pause between them (default 1000)
+  --no-exit              do not send the exit word at the end
+  --exit-word WORD       the word that stops the server (default exit)
+  --dir DIR              directory of the FIFOs (default /tmp)
+  --name NAME            FIFO base name (default pipe)
+  --framing MODE         lines | length | raw; must match the server (default lines)
+  --max-message BYTES    largest reply accepted (default 1048576)
+  --timeout MS           give up on a server that does not answer (default 5000)
+  --shared               use the plain pair even where sessions are offered
+  -h, --help             show this help
+
+Exit status: 0 done, 1 runtime error (no server, timeout, ...), 2 usage error.`;
+
+/** Waits for the next reply, treating the end of the stream as an error. */
+async function nextReply(conn: FifoConn): Promise<Uint8Array> {
+  const reply = await conn.receive();
+  if (reply === null) throw new Error("The server closed the connection");
+  return reply;
+}
+
+async function runDefault(conn: FifoConn, count: number, interval: number, exitWord?: string) {
+  for (let i = 1; i <= count; i++) {
+    const message = `msg ${i}`;
+    await conn.send(message);
+    console.log(`sent msg: ${message}`);
+    console.log(`received msg: ${printable(await nextReply(conn))}`);
+    if (i < count && interval > 0) await new Promise((r) => setTimeout(r, interval));
+  }
+  if (exitWord) await conn.send(exitWord);
+}
+
+/** Sends stdin's lines while printing replies, so full pipe buffers never deadlock. */
+async function runStdin(conn: FifoConn, maxMessage: number): Promise<void> {
+  let writerDone = false;
+  let progress = Promise.withResolvers<void>();
+  const writer = (async () => {
+    const lines = new FrameDecoder("lines", { maxMessage });
+    const batch: Uint8Array[] = [];
+    const onLine = (_: Uint8Array, line: Uint8Array) => batch.push(encodeFrame(conn.framing, line));
+    const flush = async () => {
+      if (!batch.length) return;
+      const wire = batch.length === 1 ? batch[0] : concat(batch);
+      batch.length = 0;
+      await conn.sendFramed(wire);
+      progress.resolve();
+    };
+    for await (const chunk of Deno.stdin.readable) {
+      lines.push(chunk, onLine);
+      await flush();
+    }
+    const rest = lines.takeRest();
+    if (rest.length) onLine(rest, rest);
+    await flush();
+  })().finally(() => {
+    writerDone = true;
+    progress.resolve();
+  });
+  const reader = (async () => {
+    for (;;) {
+      if (conn.receivedBytes >= conn.sentBytes && conn.buffered === 0) {
+        if (writerDone) return;
+        await progress.promise;
+        progress = Promise.withResolvers<void>();
+        continue;
+      }
+      const reply = await nextReply(conn);
+      writeStdoutSync(new TextDecoder().decode(reply) + "\n");
+    }
+  })();
+  await Promise.all([writer, reader]);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+async function main(args: string[]): Promise<number> {
+  let dir = "/tmp";
+  try {
+    const { values } = parseCommandLine(args, {
+      send: { type: "string" },
+      stdin: { type: "boolean" },
+      count: { type: "string" },
+      interval: { type: "string" },
+      "no-exit": { type: "boolean" },
+      "exit-word": { type: "string" },
+      dir: { type: "string" },
+      name: { type: "string" },
+      framing: { type: "string" },
+      "max-message": { type: "string" },
+      timeout: { type: "string" },
+      shared: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (values.send !== undefined && values.stdin) {
+      throw new UsageError("Options --send and --stdin cannot be combined");
+    }
+    dir = values.dir ?? dir;
+    const count = parseCount("--count", values.count, 0) ?? 10;
+    const interval = parseCount("--interval", values.interval, 0) ?? 1000;
+    const maxMessage = parseCount("--max-message", values["max-message"], 1) ?? 1 << 20;
+    const exitWord = values["exit-word"] ?? "exit";
+    await using conn = await connect({
+      dir,
+      name: parseName(values.name),
+      framing: parseFraming(values.framing),
+      maxMessage,
+      timeout: parseCount("--timeout", values.timeout, 1),
+      mode: values.shared ? "shared" : "auto",
+    });
+    if (values.send !== undefined) {
+      await conn.send(values.send);
+      const reply = await nextReply(conn);
+      writeStdoutSync(new TextDecoder().decode(reply) + "\n");
+    } else if (values.stdin) {
+      await runStdin(conn, maxMessage);
+    } else {
+      await runDefault(conn, count, interval, values["no-exit"] ? undefined : exitWord);
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof Deno.errors.TimedOut || error instanceof Deno.errors.NotFound) {
+      (error as Error).message += " (is the server running?)";
+    }
+    return reportFailure("client.ts", error, dir);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

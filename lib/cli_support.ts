@@ -1,0 +1,86 @@
+/**
+ * What `server.ts` and `client.ts` share: strict option parsing and the error exits.
+ * Not part of the public API.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { type Framing, FRAMINGS } from "./framing.ts";
+import type { PlainEngineKind } from "./plain_engine.ts";
+
+/** A bad command line: exit status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Parses `args` strictly: an unknown flag or a missing value is a {@linkcode UsageError}. */
+export function parseCommandLine<T extends ParseArgsConfig["options"]>(
+  args: string[],
+  options: T,
+) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (cause) {
+    throw new UsageError((cause as Error).message.replace(/\.$/, ""), { cause });
+  }
+}
+
+/** Reads a whole number in `[min, max]` from an option's text. */
+export function parseCount(flag: string, text: string | undefined, min: number, max = 2 ** 31 - 1) {
+  if (text === undefined) return undefined;
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new UsageError(
+      `Invalid ${flag} "${text}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return value;
+}
+
+/** Reads a framing name. */
+export function parseFraming(text: string | undefined): Framing | undefined {
+  if (text === undefined) return undefined;
+  if (!FRAMINGS.includes(text as Framing)) {
+    throw new UsageError(`Invalid --framing "${text}": expected one of ${FRAMINGS.join(", ")}`);
+  }
+  return text as Framing;
+}
+
+/** Reads an `--engine` choice. */
+export function parseEngine(text: string | undefined): PlainEngineKind | undefined {
+  if (text === undefined) return undefined;
+  if (!["auto", "worker", "async"].includes(text)) {
+    throw new UsageError(`Invalid --engine "${text}": expected one of auto, worker, async`);
+  }
+  return text as PlainEngineKind;
+}
+
+/** Reads a `--name`: a plain file name, no path. */
+export function parseName(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[A-Za-z0-9._-]+$/.test(text) || text === "." || text === "..") {
+    throw new UsageError(`Invalid --name "${text}": use letters, digits, ".", "_" and "-"`);
+  }
+  return text;
+}
+
+/**
+ * Prints an error the way both CLIs do and returns the exit status: 2 for usage, 1 for the
+ * rest, with a one-line hint for a permission Deno refused.
+ */
+export function reportFailure(program: string, error: unknown, dir: string): number {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`error: ${message}`);
+  if (error instanceof UsageError || error instanceof TypeError) {
+    console.error(`Run "${program} --help" for usage.`);
+    return 2;
+  }
+  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    if (/run access/.test(message)) {
+      console.error("hint: add --allow-run=mkfifo");
+    } else if (/read access|write access/.test(message)) {
+      console.error(`hint: add --allow-read=${dir} --allow-write=${dir}`);
+    }
+  }
+  return 1;
+}

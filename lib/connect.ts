@@ -1,0 +1,479 @@
+import { resolve } from "node:path";
+import { currentUid } from "./current_uid.ts";
+import { FifoFile, hasReader, PIPE_BUF, untrustedReason } from "./fifo_file.ts";
+import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
+import { makeFifo, removeFifo } from "./make_fifo.ts";
+import {
+  encodeData,
+  encodeRecord,
+  type Handshake,
+  type Hello,
+  RecordType,
+  sessionPrefix,
+} from "./session_protocol.ts";
+
+/** Options for {@linkcode connect}. */
+export interface ConnectOptions {
+  /**
+   * The directory of the server's FIFOs.
+   *
+   * @default {"/tmp"}
+   */
+  dir?: string;
+  /**
+   * The server's FIFO base name.
+   *
+   * @default {"pipe"}
+   */
+  name?: string;
+  /**
+   * The framing; it must match the server's (a session server refuses a mismatch).
+   *
+   * @default {"lines"}
+   */
+  framing?: Framing;
+  /**
+   * The largest reply accepted, in bytes.
+   *
+   * @default {1048576}
+   */
+  maxMessage?: number;
+  /**
+   * `session`: a private session (needs a session server and `--allow-run=mkfifo`);
+   * `shared`: the plain `NAME.in`/`NAME.out` pair, one client at a time, as the seed does;
+   * `auto`: a session when the server offers one, else the plain pair.
+   *
+   * @default {"auto"}
+   */
+  mode?: "auto" | "session" | "shared";
+  /**
+   * Milliseconds to wait for the server: per open, and per {@linkcode FifoConn.receive}
+   * unless that call says otherwise.
+   *
+   * @default {5000}
+   */
+  timeout?: number;
+  /**
+   * Aborts the connection attempt.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode FifoConn.receive}. */
+export interface ReceiveOptions {
+  /**
+   * Milliseconds to wait for a message; the read stays pending for the next call, so
+   * nothing is lost by timing out.
+   *
+   * @default {the connection's timeout}
+   */
+  timeout?: number;
+  /**
+   * Aborts the wait (the read stays pending for the next call).
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/** How a connection reaches the server (internal). */
+interface Transport {
+  /** Unanswered bytes allowed in flight. */
+  window: number;
+  write(wire: Uint8Array): Promise<void>;
+  reader: FifoFile;
+  close(): void;
+}
+
+/**
+ * A client's connection to an echo server: send messages, receive the replies.
+ *
+ * In a session (the default where offered) the replies are this client's own, whatever
+ * other clients do; on the shared plain pair, as in the seed, clients must take turns.
+ */
+export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
+  /** `session` or `shared`. */
+  readonly mode: "session" | "shared";
+  /** The framing in use. */
+  readonly framing: Framing;
+  /** Wire bytes sent. */
+  sentBytes = 0;
+  /** Wire bytes received. */
+  receivedBytes = 0;
+  #transport: Transport;
+  #decoder: FrameDecoder;
+  #queue: Uint8Array[] = [];
+  #buffer = new Uint8Array(65536);
+  #pending: Promise<void> | undefined;
+  #ended = false;
+  #timeout: number;
+  #closed = false;
+
+  /** @internal Use {@linkcode connect}. */
+  constructor(
+    mode: "session" | "shared",
+    framing: Framing,
+    transport: Transport,
+    options: { maxMessage: number; timeout: number; early?: Uint8Array },
+  ) {
+    this.mode = mode;
+    this.framing = framing;
+    this.#transport = transport;
+    this.#decoder = new FrameDecoder(framing, { maxMessage: options.maxMessage });
+    this.#timeout = options.timeout;
+    if (options.early?.length) this.#decode(options.early);
+  }
+
+  /** Messages received and waiting for {@linkcode FifoConn.receive}. */
+  get buffered(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Sends one message, framed.
+   *
+   * @param message The payload; text is UTF-8 encoded.
+   */
+  send(message: Uint8Array | string): Promise<void> {
+    const bytes = typeof message === "string" ? new TextEncoder().encode(message) : message;
+    return this.sendFramed(encodeFrame(this.framing, bytes));
+  }
+
+  /**
+   * Sends bytes that are already framed: many messages in one write, say.
+   *
+   * Waits while more than the session's window of bytes is unanswered, reading (and
+   * queueing for {@linkcode FifoConn.receive}) the replies meanwhile, so a client that
+   * sends everything before receiving anything never deadlocks.
+   *
+   * @param wire Framed messages.
+   */
+  async sendFramed(wire: Uint8Array): Promise<void> {
+    if (this.#closed) throw new Deno.errors.BadResource("Cannot send: the connection is closed");
+    while (
+      !this.#ended && this.sentBytes > this.receivedBytes &&
+      this.sentBytes - this.receivedBytes + wire.length > this.#transport.window
+    ) {
+      await this.#pump();
+    }
+    this.sentBytes += wire.length;
+    await this.#transport.write(wire);
+  }
+
+  /**
+   * Receives the next message.
+   *
+   * @param options How long to wait.
+   * @returns The payload, or `null` once the server has ended the stream.
+   */
+  async receive(options: ReceiveOptions = {}): Promise<Uint8Array | null> {
+    const timeout = options.timeout ?? this.#timeout;
+    while (!this.#queue.length && !this.#ended) {
+      const signals = [options.signal];
+      if (timeout !== Infinity) signals.push(AbortSignal.timeout(timeout));
+      const signal = AbortSignal.any(signals.filter((s) => s !== undefined));
+      let onAbort = () => {};
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      try {
+        await Promise.race([this.#pump(), aborted]);
+      } catch (error) {
+        if (error instanceof DOMException && error.name === "TimeoutError") {
+          throw new Deno.errors.TimedOut(
+            `Timed out after ${timeout} ms waiting for a reply on "${this.#transport.reader.path}"`,
+            { cause: error },
+          );
+        }
+        throw error;
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    }
+    return this.#queue.shift() ?? null;
+  }
+
+  /** Reads once from the reply FIFO, sharing a read already under way. */
+  #pump(): Promise<void> {
+    this.#pending ??= (async () => {
+      try {
+        const n = await this.#transport.reader.read(this.#buffer);
+        if (n === null) {
+          const rest = this.#decoder.takeRest();
+          if (rest.length) this.#queue.push(rest);
+          this.#ended = true;
+        } else {
+          this.receivedBytes += n;
+          this.#decode(this.#buffer.subarray(0, n));
+        }
+      } catch (error) {
+        if (!this.#closed) throw error;
+        this.#ended = true;
+      } finally {
+        this.#pending = undefined;
+      }
+    })();
+    return this.#pending;
+  }
+
+  #decode(bytes: Uint8Array): void {
+    this.#decoder.push(bytes, (_, payload) => this.#queue.push(payload.slice()));
+  }
+
+  /** Receives messages until the server ends the stream. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const message = await this.receive();
+      if (message === null) return;
+      yield message;
+    }
+  }
+
+  /**
+   * Closes the connection: the server sees the client leave; a session's FIFOs and
+   * directory are removed.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#transport.close();
+    }
+    return Promise.resolve();
+  }
+
+  /** Closes the connection (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function combinedSignal(options: ConnectOptions, timeout: number): AbortSignal {
+  return AbortSignal.any(
+    [options.signal, timeout === Infinity ? undefined : AbortSignal.timeout(timeout)]
+      .filter((s) => s !== undefined),
+  );
+}
+
+/** Opens the plain pair in the seed's order: the server's input, then its output. */
+async function connectShared(
+  dir: string,
+  name: string,
+  uid: number,
+  timeout: number,
+  signal?: AbortSignal,
+) {
+  const input = await FifoFile.open(`${dir}/${name}.in`, { access: "write", timeout, signal, uid });
+  let output: FifoFile;
+  try {
+    output = await FifoFile.open(`${dir}/${name}.out`, { access: "read", timeout, signal, uid });
+  } catch (error) {
+    input.close();
+    throw error;
+  }
+  const transport: Transport = {
+    window: Infinity,
+    write: (wire) => input.writeAll(wire),
+    reader: output,
+    close() {
+      // Our writer leaving is the end of our stream: the server then closes the output,
+      // which also ends a read of ours still pending.
+      input.close();
+      output.close();
+    },
+  };
+  return transport;
+}
+
+/** Writes `records` in atomic pieces of at most PIPE_BUF that end on record boundaries. */
+async function writeRecords(
+  fast: FifoFile,
+  slow: () => Promise<FifoFile>,
+  records: Uint8Array,
+  ends: number[],
+): Promise<void> {
+  let start = 0;
+  for (let i = 0; i < ends.length;) {
+    let end = ends[i++];
+    while (i < ends.length && ends[i] - start <= PIPE_BUF) end = ends[i++];
+    const piece = records.subarray(start, end);
+    // Non-blocking first: no thread hop. A full pipe takes nothing (pieces are atomic),
+    // and the blocking end then waits on a runtime thread, not the event loop.
+    if (fast.tryWrite(piece) === 0) await (await slow()).writeAll(piece);
+    start = end;
+  }
+}
+
+async function readHandshake(reply: FifoFile, signal: AbortSignal, path: string) {
+  let bytes = new Uint8Array(0);
+  const buffer = new Uint8Array(PIPE_BUF);
+  for (;;) {
+    const nl = bytes.indexOf(0x0a);
+    if (nl >= 0) {
+      return {
+        handshake: JSON.parse(new TextDecoder().decode(bytes.subarray(0, nl))) as Handshake,
+        early: bytes.slice(nl + 1),
+      };
+    }
+    if (bytes.length > PIPE_BUF) throw new Error(`Malformed handshake on "${path}"`);
+    let onAbort = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    let n: number | null;
+    try {
+      n = await Promise.race([reply.read(buffer), aborted]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+    if (n === null) throw new Error(`The server closed the session on "${path}" before answering`);
+    const grown = new Uint8Array(bytes.length + n);
+    grown.set(bytes);
+    grown.set(buffer.subarray(0, n), bytes.length);
+    bytes = grown;
+  }
+}
+
+/** Opens a private session: see README "Sessions". */
+async function connectSession(
+  dir: string,
+  name: string,
+  framing: Framing,
+  uid: number,
+  timeout: number,
+  options: ConnectOptions,
+) {
+  const controlPath = `${dir}/${name}.ctl`;
+  const sessionDir = await Deno.makeTempDir({ dir, prefix: sessionPrefix(name) });
+  const made: [string, Deno.FileInfo][] = [];
+  const opened: FifoFile[] = [];
+  let slow: FifoFile | undefined;
+  const cleanup = () => {
+    for (const file of opened) file.close();
+    slow?.close();
+    for (const [path, info] of made) removeFifo(path, info);
+    try {
+      Deno.removeSync(sessionDir);
+    } catch { /* not empty or gone: leave it */ }
+    globalThis.removeEventListener("unload", cleanup);
+  };
+  // A client that exits without closing still leaves nothing behind.
+  globalThis.addEventListener("unload", cleanup);
+  try {
+    Deno.chmodSync(sessionDir, 0o700);
+    const replyPath = `${sessionDir}/reply`;
+    const alivePath = `${sessionDir}/alive`;
+    made.push([replyPath, await makeFifo(replyPath, { uid })]);
+    made.push([alivePath, await makeFifo(alivePath, { uid })]);
+    // Held read-write for our whole life: the server polls its read end, and sees end of
+    // file only when we are gone, however we die.
+    opened.push(FifoFile.openSync(alivePath, { access: "readwrite", uid }));
+    // A reader must exist before the server opens the reply end without blocking.
+    const placeholder = FifoFile.openSync(replyPath, { access: "read", nonblocking: true, uid });
+    opened.push(placeholder);
+    const fast = FifoFile.openSync(controlPath, { access: "write", nonblocking: true, uid });
+    opened.push(fast);
+    const hello: Hello = { v: 1, dir: sessionDir, framing };
+    fast.writeAllSync(
+      encodeRecord(RecordType.HELLO, 0, new TextEncoder().encode(JSON.stringify(hello))),
+    );
+    const signal = combinedSignal(options, timeout);
+    const reply = await FifoFile.open(replyPath, { access: "read", signal, uid });
+    opened.push(reply);
+    placeholder.close();
+    const { handshake, early } = await readHandshake(reply, signal, replyPath).catch((error) => {
+      if (error instanceof DOMException && error.name === "TimeoutError") {
+        throw new Deno.errors.TimedOut(
+          `Timed out after ${timeout} ms waiting for the server to answer on "${controlPath}"`,
+        );
+      }
+      throw error;
+    });
+    if ("error" in handshake) {
+      throw new Deno.errors.ConnectionRefused(`The server refused the session: ${handshake.error}`);
+    }
+    const id = handshake.id;
+    const blockingControl = async () =>
+      slow ??= await FifoFile.open(controlPath, { access: "write", timeout, uid });
+    const transport: Transport = {
+      window: handshake.window,
+      write: (wire) => {
+        const { records, ends } = encodeData(id, wire);
+        return writeRecords(fast, blockingControl, records, ends);
+      },
+      reader: reply,
+      close() {
+        try {
+          fast.tryWrite(encodeRecord(RecordType.BYE, id, new Uint8Array(0)));
+        } catch { /* the server is gone */ }
+        cleanup();
+      },
+    };
+    return { transport, early };
+  } catch (error) {
+    cleanup();
+    throw error;
+  }
+}
+
+/** Whether a live session server listens on `path`. */
+function offersSessions(path: string, uid: number): boolean {
+  try {
+    return untrustedReason(Deno.lstatSync(path), uid) === undefined && hasReader(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Connects to an echo server: a private session where the server offers one, else the
+ * plain `NAME.in`/`NAME.out` pair (the seed's Python server, an older server).
+ *
+ * Never creates anything at the server's paths, never waits longer than `timeout` for
+ * the server, and verifies every FIFO it opens (ours, mode `0600`, not a symlink).
+ *
+ * Permissions: `--allow-read` and `--allow-write` for `dir`; `--allow-run=mkfifo` for a
+ * session.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { connect } from "./connect.ts";
+ * await using conn = await connect({ dir: "/tmp", name: "pipe" });
+ * await conn.send("hello");
+ * console.log(new TextDecoder().decode((await conn.receive())!));
+ * ```
+ *
+ * @param options Where the server is and how to talk to it.
+ * @returns The open connection.
+ */
+export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
+  const dir = resolve(options.dir ?? "/tmp");
+  const name = options.name ?? "pipe";
+  const framing = options.framing ?? "lines";
+  const maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
+  const timeout = options.timeout ?? 5000;
+  const mode = options.mode ?? "auto";
+  if (!Number.isFinite(timeout) && timeout !== Infinity || timeout < 0) {
+    throw new TypeError(`Invalid timeout "${timeout}": expected milliseconds`);
+  }
+  new FrameDecoder(framing, { maxMessage }); // validates both
+  const uid = currentUid(dir);
+  const controlPath = `${dir}/${name}.ctl`;
+  const canMakeFifos =
+    Deno.permissions.querySync({ name: "run", command: "mkfifo" }).state === "granted";
+  const useSession = mode === "session" ||
+    (mode === "auto" && canMakeFifos && offersSessions(controlPath, uid));
+  if (useSession) {
+    if (mode === "session" && !offersSessions(controlPath, uid)) {
+      throw new Deno.errors.NotFound(`No session server is listening on "${controlPath}"`);
+    }
+    const { transport, early } = await connectSession(dir, name, framing, uid, timeout, options);
+    return new FifoConn("session", framing, transport, { maxMessage, timeout, early });
+  }
+  const transport = await connectShared(dir, name, uid, timeout, options.signal);
+  return new FifoConn("shared", framing, transport, { maxMessage, timeout });
+}

@@ -1,0 +1,449 @@
+/**
+ * The one place that touches FIFO file descriptors: open, verify, read, write, close.
+ *
+ * Blocking opens go through `Deno.open`. `Deno.open` cannot pass `O_NONBLOCK`, so the few
+ * opens that must never wait (probing for a live peer, waking a parked open, writing replies
+ * to many session clients) use `node:fs`, whose numeric flags reach `open(2)` untouched.
+ *
+ * @module
+ */
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync as nodeOpenSync,
+  readSync as nodeReadSync,
+  writeSync as nodeWriteSync,
+} from "node:fs";
+import { dirname } from "node:path";
+import { currentUid } from "./current_uid.ts";
+
+/** How a FIFO is opened. `readwrite` never waits for a peer (Linux allows it on FIFOs). */
+export type FifoAccess = "read" | "write" | "readwrite";
+
+/** Options for {@linkcode FifoFile.open} and {@linkcode FifoFile.openSync}. */
+export interface OpenFifoOptions {
+  /**
+   * Which end to open.
+   *
+   * @default {"read"}
+   */
+  access?: FifoAccess;
+  /**
+   * Aborts a pending open: the open is released by briefly opening the peer end, so no
+   * thread stays parked. The promise rejects with the signal's reason.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds to wait for the peer before rejecting with `Deno.errors.TimedOut`.
+   *
+   * @default {undefined} (wait for ever)
+   */
+  timeout?: number;
+  /**
+   * Open with `O_NONBLOCK`: never wait for the peer. A write open with no reader then fails
+   * with `Deno.errors.NotConnected`; reads return `0` when no data is ready and writes take
+   * only what fits.
+   *
+   * @default {false}
+   */
+  nonblocking?: boolean;
+  /**
+   * The user id the FIFO must belong to.
+   *
+   * @default {the current user}
+   */
+  uid?: number;
+}
+
+/** Bytes a pipe write is guaranteed atomic up to (Linux `PIPE_BUF`). */
+export const PIPE_BUF = 4096;
+
+const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK } = constants;
+const ACCESS_FLAGS = { read: O_RDONLY, write: O_WRONLY, readwrite: O_RDWR } as const;
+
+/** Describes what sits at a path, for error messages. */
+function describeKind(info: Deno.FileInfo): string {
+  if (info.isSymlink) return "it is a symlink";
+  if (info.isDirectory) return "it is a directory";
+  if (info.isFile) return "it is a regular file";
+  if (info.isFifo) return "it is a FIFO";
+  return "it is not a FIFO";
+}
+
+/**
+ * Explains why `info` is not a FIFO we may trust: it must be a FIFO, owned by `uid`, that
+ * only its owner may open.
+ *
+ * @param info What `lstat` or `fstat` returned.
+ * @param uid The required owner.
+ * @returns The reason, or `undefined` when it is trustworthy.
+ */
+export function untrustedReason(info: Deno.FileInfo, uid: number): string | undefined {
+  if (!info.isFifo) return describeKind(info);
+  if (info.uid !== uid) return `it is owned by uid ${info.uid}, not ${uid}`;
+  const mode = (info.mode ?? 0) & 0o777;
+  if (mode & 0o077) {
+    return `its mode ${mode.toString(8).padStart(4, "0")} lets other users in (expected 0600)`;
+  }
+}
+
+/**
+ * Throws unless `info` describes a FIFO we may trust (see {@linkcode untrustedReason}).
+ *
+ * @param path The path, for the message.
+ * @param info What `lstat` or `fstat` returned.
+ * @param uid The required owner.
+ */
+export function assertTrustedFifo(path: string, info: Deno.FileInfo, uid: number): void {
+  const reason = untrustedReason(info, uid);
+  if (reason) throw new Error(`Cannot use FIFO "${path}": ${reason}`);
+}
+
+function lstatOrExplain(path: string, verb: string): Deno.FileInfo {
+  try {
+    return Deno.lstatSync(path);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot ${verb} FIFO "${path}": it does not exist`, { cause });
+    }
+    throw cause;
+  }
+}
+
+function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Checks the handle itself, then that the path still names it: whatever was swapped in
+ * between our `lstat` and `open` is caught here, and never read or written.
+ */
+function verifyOpened(path: string, before: Deno.FileInfo, opened: Deno.FileInfo, uid: number) {
+  assertTrustedFifo(path, opened, uid);
+  const now = Deno.lstatSync(path);
+  if (!sameFile(before, opened) || !sameFile(now, opened)) {
+    throw new Error(`Cannot use FIFO "${path}": it was replaced while being opened`);
+  }
+}
+
+function nodeStat(fd: number): Deno.FileInfo {
+  const s = fstatSync(fd);
+  return {
+    isFile: s.isFile(),
+    isDirectory: s.isDirectory(),
+    isSymlink: s.isSymbolicLink(),
+    isFifo: s.isFIFO(),
+    isBlockDevice: s.isBlockDevice(),
+    isCharDevice: s.isCharacterDevice(),
+    isSocket: s.isSocket(),
+    size: s.size,
+    mtime: null,
+    atime: null,
+    birthtime: null,
+    ctime: null,
+    dev: s.dev,
+    ino: s.ino,
+    mode: s.mode,
+    nlink: s.nlink,
+    uid: s.uid,
+    gid: s.gid,
+    rdev: s.rdev,
+    blksize: s.blksize,
+    blocks: s.blocks,
+  };
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return (error as { code?: string })?.code === code;
+}
+
+/**
+ * Opens `path` with `O_NONBLOCK` and returns the raw descriptor, or `null` when the open
+ * would have had to wait (a write open with no reader: `ENXIO`). No verification.
+ */
+function openNonblockingFd(path: string, access: FifoAccess): number | null {
+  try {
+    return nodeOpenSync(path, ACCESS_FLAGS[access] | O_NONBLOCK);
+  } catch (error) {
+    if (isErrno(error, "ENXIO")) return null;
+    throw error;
+  }
+}
+
+/**
+ * Releases an `open()` of `path` parked in the kernel waiting for its peer, by opening the
+ * peer end without blocking and closing it again: the kernel wakes every waiter as soon as
+ * the peer count changes.
+ *
+ * @param path The FIFO some thread is opening.
+ * @param access The access the parked open asked for.
+ */
+export function releasePendingOpen(path: string, access: FifoAccess): void {
+  if (access === "readwrite") return;
+  try {
+    const fd = openNonblockingFd(path, access === "read" ? "write" : "read");
+    if (fd !== null) closeSync(fd);
+  } catch {
+    // The path is gone or replaced: nobody can be parked on it any more.
+  }
+}
+
+/**
+ * Tells whether some process holds the read end of the FIFO at `path` open, without
+ * waiting and without disturbing it.
+ *
+ * @param path A FIFO.
+ * @returns `true` when a reader is present.
+ */
+export function hasReader(path: string): boolean {
+  const fd = openNonblockingFd(path, "write");
+  if (fd === null) return false;
+  closeSync(fd);
+  return true;
+}
+
+/**
+ * An open end of a verified FIFO.
+ *
+ * Every open checks the path with `lstat` first (a symlink, regular file or directory is
+ * refused without being opened for long) and the opened handle with `fstat` after (a FIFO,
+ * owned by the expected user, mode `0600`, still the object at the path). A missing path is
+ * never created.
+ *
+ * Permissions: `--allow-read` and `--allow-write` for the FIFO.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { FifoFile } from "./fifo_file.ts";
+ * using fifo = await FifoFile.open("/tmp/pipe.in", { access: "write", timeout: 5000 });
+ * await fifo.writeAll(new TextEncoder().encode("hello\n"));
+ * ```
+ */
+export class FifoFile implements Disposable {
+  /** The path this end was opened from. */
+  readonly path: string;
+  /** What `fstat` said of the handle when it was opened: its identity, for removal. */
+  readonly info: Deno.FileInfo;
+  #file: Deno.FsFile | undefined;
+  #fd: number;
+  #closed = false;
+
+  private constructor(
+    path: string,
+    info: Deno.FileInfo,
+    file: Deno.FsFile | undefined,
+    fd: number,
+  ) {
+    this.path = path;
+    this.info = info;
+    this.#file = file;
+    this.#fd = fd;
+  }
+
+  /**
+   * Opens a FIFO, waiting (on a runtime thread, not the event loop) for the peer.
+   *
+   * @param path The FIFO's path.
+   * @param options How to open it.
+   * @returns The verified open end.
+   */
+  static async open(path: string, options: OpenFifoOptions = {}): Promise<FifoFile> {
+    const access = options.access ?? "read";
+    const uid = options.uid ?? currentUid(dirname(path));
+    const before = lstatOrExplain(path, "open");
+    assertTrustedFifo(path, before, uid);
+    if (options.nonblocking) return FifoFile.#openNonblocking(path, access, before, uid);
+
+    const signals = [options.signal, timeoutSignal(options.timeout)].filter((s) => s !== undefined);
+    const signal = signals.length ? AbortSignal.any(signals) : undefined;
+    signal?.throwIfAborted();
+    const pending = Deno.open(path, { read: access !== "write", write: access !== "read" });
+    let file: Deno.FsFile;
+    if (!signal) {
+      file = await pending;
+    } else {
+      let onAbort = () => {};
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => {
+          releasePendingOpen(path, access);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      try {
+        file = await Promise.race([pending, aborted]);
+      } catch (error) {
+        pending.then((late) => late.close(), () => {});
+        throw explainAbort(error, path, access, options.timeout);
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    }
+    return FifoFile.#adopt(path, file, before, uid);
+  }
+
+  /**
+   * Opens a FIFO, blocking the calling thread until the peer arrives. Meant for workers;
+   * release a parked call from another thread with {@linkcode releasePendingOpen}.
+   *
+   * @param path The FIFO's path.
+   * @param options How to open it (`signal` and `timeout` are not supported here).
+   * @returns The verified open end.
+   */
+  static openSync(path: string, options: OpenFifoOptions = {}): FifoFile {
+    const access = options.access ?? "read";
+    const uid = options.uid ?? currentUid(dirname(path));
+    const before = lstatOrExplain(path, "open");
+    assertTrustedFifo(path, before, uid);
+    if (options.nonblocking) return FifoFile.#openNonblocking(path, access, before, uid);
+    const file = Deno.openSync(path, { read: access !== "write", write: access !== "read" });
+    return FifoFile.#adopt(path, file, before, uid);
+  }
+
+  static #adopt(path: string, file: Deno.FsFile, before: Deno.FileInfo, uid: number): FifoFile {
+    try {
+      const info = file.statSync();
+      verifyOpened(path, before, info, uid);
+      return new FifoFile(path, info, file, -1);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+  }
+
+  static #openNonblocking(
+    path: string,
+    access: FifoAccess,
+    before: Deno.FileInfo,
+    uid: number,
+  ): FifoFile {
+    const fd = openNonblockingFd(path, access);
+    if (fd === null) {
+      throw new Deno.errors.NotConnected(`Cannot open FIFO "${path}" for writing: no reader`);
+    }
+    try {
+      const info = nodeStat(fd);
+      verifyOpened(path, before, info, uid);
+      return new FifoFile(path, info, undefined, fd);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  /** Whether {@linkcode FifoFile.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Reads into `buffer`.
+   *
+   * @returns The byte count, or `null` at end of file (no writer left).
+   */
+  read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#file) return this.#file.read(buffer);
+    return Promise.resolve(this.readSync(buffer));
+  }
+
+  /**
+   * Reads into `buffer`, blocking the thread (or, when opened non-blocking, returning `0`
+   * when nothing is ready).
+   *
+   * @returns The byte count, or `null` at end of file (no writer left).
+   */
+  readSync(buffer: Uint8Array): number | null {
+    if (this.#file) return this.#file.readSync(buffer);
+    try {
+      const n = nodeReadSync(this.#fd, buffer);
+      return n === 0 ? null : n;
+    } catch (error) {
+      if (isErrno(error, "EAGAIN")) return 0;
+      throw error;
+    }
+  }
+
+  /** Writes all of `bytes`, looping over short writes. */
+  async writeAll(bytes: Uint8Array): Promise<void> {
+    if (!this.#file) return this.writeAllSync(bytes);
+    for (let done = 0; done < bytes.length;) {
+      done += await this.#file.write(bytes.subarray(done));
+    }
+  }
+
+  /** Writes all of `bytes`, blocking the thread until the pipe has taken them. */
+  writeAllSync(bytes: Uint8Array): void {
+    if (!this.#file) {
+      const n = this.tryWrite(bytes);
+      if (n < bytes.length) throw new Deno.errors.WouldBlock(`FIFO "${this.path}" is full`);
+      return;
+    }
+    for (let done = 0; done < bytes.length;) {
+      done += this.#file.writeSync(bytes.subarray(done));
+    }
+  }
+
+  /**
+   * Writes as much of `bytes` as the pipe takes now, in atomic pieces of at most
+   * {@linkcode PIPE_BUF} bytes, and never waits. Only for ends opened non-blocking.
+   *
+   * @returns How many bytes were taken.
+   */
+  tryWrite(bytes: Uint8Array): number {
+    if (this.#file) throw new TypeError(`FIFO "${this.path}" was not opened non-blocking`);
+    let done = 0;
+    // node's writeSync retries short writes itself and drops the count on EAGAIN; pieces
+    // of at most PIPE_BUF are all-or-nothing, so the count stays exact.
+    while (done < bytes.length) {
+      const end = Math.min(done + PIPE_BUF, bytes.length);
+      try {
+        done += nodeWriteSync(this.#fd, bytes, done, end - done);
+      } catch (error) {
+        if (isErrno(error, "EAGAIN")) break;
+        if (isErrno(error, "EPIPE")) {
+          throw new Deno.errors.BrokenPipe(`Cannot write FIFO "${this.path}": no reader`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    }
+    return done;
+  }
+
+  /** Closes this end. Closing twice is harmless. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#file) this.#file.close();
+    else closeSync(this.#fd);
+  }
+
+  /** Closes this end (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function timeoutSignal(ms: number | undefined): AbortSignal | undefined {
+  return ms === undefined || ms === Infinity ? undefined : AbortSignal.timeout(ms);
+}
+
+function explainAbort(
+  error: unknown,
+  path: string,
+  access: FifoAccess,
+  timeout: number | undefined,
+): unknown {
+  if (error instanceof DOMException && error.name === "TimeoutError") {
+    const peer = access === "read" ? "writer" : "reader";
+    return new Deno.errors.TimedOut(
+      `Timed out after ${timeout} ms waiting for a ${peer} on FIFO "${path}"`,
+      { cause: error },
+    );
+  }
+  return error;
+}

@@ -1,0 +1,246 @@
+/** How messages are cut out of a FIFO's byte stream. */
+export type Framing = "lines" | "length" | "raw";
+
+/** Every {@linkcode Framing}, in the order the CLIs list them. */
+export const FRAMINGS: readonly Framing[] = ["lines", "length", "raw"];
+
+/** The default bound on one message's payload: 1 MiB. */
+export const DEFAULT_MAX_MESSAGE: number = 1 << 20;
+
+/** Options for {@linkcode FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /**
+   * The largest payload accepted, in bytes; a longer message makes
+   * {@linkcode FrameDecoder.push} throw a `RangeError`, so memory stays bounded.
+   *
+   * @default {1048576}
+   */
+  maxMessage?: number;
+}
+
+/** Receives one decoded message; the views are only valid during the call. */
+export type MessageCallback = (wire: Uint8Array, payload: Uint8Array) => void;
+
+const NEWLINE = 0x0a;
+const HEADER = 4;
+
+/**
+ * Cuts complete messages out of a byte stream that arrives in arbitrary pieces.
+ *
+ * - `lines`: a message is the bytes up to and including `\n`; the payload excludes it.
+ * - `length`: a 4-byte big-endian length, then that many payload bytes (the framing of
+ *   Python's `multiprocessing.connection.Connection.send_bytes`).
+ * - `raw`: every piece pushed is one message, as the seed article's `read(1024)` does.
+ *
+ * Messages split over pieces or coalesced in one are framed exactly; complete messages
+ * inside a piece are handed out as views of it, without copying.
+ *
+ * @example Usage
+ * ```ts
+ * import { FrameDecoder } from "./framing.ts";
+ * import { assertEquals } from "node:assert/strict";
+ * const decoder = new FrameDecoder("lines");
+ * const seen: string[] = [];
+ * const text = (b: Uint8Array) => new TextDecoder().decode(b);
+ * decoder.push(new TextEncoder().encode("a\nb"), (_, p) => seen.push(text(p)));
+ * decoder.push(new TextEncoder().encode("c\n"), (_, p) => seen.push(text(p)));
+ * assertEquals(seen, ["a", "bc"]);
+ * ```
+ */
+export class FrameDecoder {
+  /** The framing this decoder applies. */
+  readonly framing: Framing;
+  /** The largest payload accepted, in bytes. */
+  readonly maxMessage: number;
+  #carry = new Uint8Array(0);
+  #carried = 0;
+
+  /**
+   * Makes a decoder.
+   *
+   * @param framing The framing to apply.
+   * @param options Its bounds.
+   */
+  constructor(framing: Framing, options: FrameDecoderOptions = {}) {
+    if (!FRAMINGS.includes(framing)) {
+      throw new TypeError(`Unknown framing "${framing}": expected one of ${FRAMINGS.join(", ")}`);
+    }
+    const maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
+    if (!Number.isSafeInteger(maxMessage) || maxMessage < 1 || maxMessage > 0x7fffffff) {
+      throw new TypeError(`Invalid maxMessage "${maxMessage}": expected 1 to 2147483647 bytes`);
+    }
+    this.framing = framing;
+    this.maxMessage = maxMessage;
+  }
+
+  /** Bytes held back, waiting for the rest of their message. */
+  get pending(): number {
+    return this.#carried;
+  }
+
+  /**
+   * Returns the bytes of an unfinished message and forgets them: at the end of a stream,
+   * a last line without its `\n`, say.
+   *
+   * @returns A copy of the held bytes (empty when none).
+   */
+  takeRest(): Uint8Array {
+    const rest = this.#carry.slice(0, this.#carried);
+    this.#carried = 0;
+    return rest;
+  }
+
+  /** Forgets any partial message, for a new stream. */
+  reset(): void {
+    this.#carried = 0;
+    if (this.#carry.length > 65536) this.#carry = new Uint8Array(0);
+  }
+
+  /**
+   * Feeds the next piece of the stream.
+   *
+   * @param chunk The bytes just read.
+   * @param onMessage Called once per complete message, in order.
+   * @throws {RangeError} When a message is longer than `maxMessage` or its length header
+   * is malformed; the decoder is then reset and the stream should be dropped.
+   */
+  push(chunk: Uint8Array, onMessage: MessageCallback): void {
+    try {
+      if (this.framing === "raw") {
+        if (chunk.length > this.maxMessage) this.#tooLong(chunk.length);
+        if (chunk.length) onMessage(chunk, chunk);
+      } else if (this.framing === "lines") {
+        this.#pushLines(chunk, onMessage);
+      } else {
+        this.#pushLength(chunk, onMessage);
+      }
+    } catch (error) {
+      if (error instanceof RangeError) this.reset();
+      throw error;
+    }
+  }
+
+  #tooLong(atLeast: number): never {
+    throw new RangeError(
+      `Message of ${atLeast} bytes or more exceeds the maximum of ${this.maxMessage} bytes`,
+    );
+  }
+
+  #keep(bytes: Uint8Array): void {
+    const need = this.#carried + bytes.length;
+    if (need > this.#carry.length) {
+      const grown = new Uint8Array(Math.max(need, this.#carry.length * 2, 256));
+      grown.set(this.#carry.subarray(0, this.#carried));
+      this.#carry = grown;
+    }
+    this.#carry.set(bytes, this.#carried);
+    this.#carried = need;
+  }
+
+  #pushLines(chunk: Uint8Array, onMessage: MessageCallback): void {
+    let start = 0;
+    if (this.#carried) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl < 0) {
+        if (this.#carried + chunk.length > this.maxMessage) {
+          this.#tooLong(this.#carried + chunk.length);
+        }
+        this.#keep(chunk);
+        return;
+      }
+      if (this.#carried + nl > this.maxMessage) this.#tooLong(this.#carried + nl);
+      this.#keep(chunk.subarray(0, nl + 1));
+      const wire = this.#carry.subarray(0, this.#carried);
+      this.#carried = 0;
+      onMessage(wire, wire.subarray(0, wire.length - 1));
+      start = nl + 1;
+    }
+    for (;;) {
+      const nl = chunk.indexOf(NEWLINE, start);
+      if (nl < 0) break;
+      if (nl - start > this.maxMessage) this.#tooLong(nl - start);
+      onMessage(chunk.subarray(start, nl + 1), chunk.subarray(start, nl));
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      if (chunk.length - start > this.maxMessage) this.#tooLong(chunk.length - start);
+      this.#keep(chunk.subarray(start));
+    }
+  }
+
+  #declared(bytes: Uint8Array, at: number): number {
+    const length = ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
+      bytes[at + 3]) >>> 0;
+    if (length > 0x7fffffff) {
+      throw new RangeError(
+        `Malformed length header 0x${
+          length.toString(16)
+        }: lengths of 2^31 or more are not supported`,
+      );
+    }
+    if (length > this.maxMessage) this.#tooLong(length);
+    return length;
+  }
+
+  #pushLength(chunk: Uint8Array, onMessage: MessageCallback): void {
+    let start = 0;
+    if (this.#carried) {
+      // Complete the carried header first, then its payload, copying only what is needed.
+      if (this.#carried < HEADER) {
+        const take = Math.min(HEADER - this.#carried, chunk.length);
+        this.#keep(chunk.subarray(0, take));
+        start = take;
+        if (this.#carried < HEADER) return;
+      }
+      const total = HEADER + this.#declared(this.#carry, 0);
+      const take = Math.min(total - this.#carried, chunk.length - start);
+      this.#keep(chunk.subarray(start, start + take));
+      start += take;
+      if (this.#carried < total) return;
+      const wire = this.#carry.subarray(0, total);
+      this.#carried = 0;
+      onMessage(wire, wire.subarray(HEADER));
+    }
+    while (chunk.length - start >= HEADER) {
+      const end = start + HEADER + this.#declared(chunk, start);
+      if (end > chunk.length) break;
+      onMessage(chunk.subarray(start, end), chunk.subarray(start + HEADER, end));
+      start = end;
+    }
+    if (start < chunk.length) this.#keep(chunk.subarray(start));
+  }
+}
+
+/**
+ * Frames one payload for the wire.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeFrame } from "./framing.ts";
+ * import { assertEquals } from "node:assert/strict";
+ * assertEquals(encodeFrame("length", new Uint8Array([7])), new Uint8Array([0, 0, 0, 1, 7]));
+ * ```
+ *
+ * @param framing The framing to apply.
+ * @param payload The message; in `lines` framing it must not contain `\n`.
+ * @returns The bytes to write.
+ */
+export function encodeFrame(framing: Framing, payload: Uint8Array): Uint8Array {
+  if (framing === "raw") return payload;
+  if (framing === "lines") {
+    if (payload.includes(NEWLINE)) {
+      throw new TypeError("Cannot frame a message containing a newline in lines framing");
+    }
+    const wire = new Uint8Array(payload.length + 1);
+    wire.set(payload);
+    wire[payload.length] = NEWLINE;
+    return wire;
+  }
+  if (payload.length > 0x7fffffff) {
+    throw new RangeError(`Message of ${payload.length} bytes is too long for a length header`);
+  }
+  const wire = new Uint8Array(HEADER + payload.length);
+  new DataView(wire.buffer).setUint32(0, payload.length);
+  wire.set(payload, HEADER);
+  return wire;
+}

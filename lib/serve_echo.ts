@@ -1,0 +1,339 @@
+import { resolve } from "node:path";
+import { currentUid } from "./current_uid.ts";
+import { FifoFile, hasReader, untrustedReason } from "./fifo_file.ts";
+import { DEFAULT_MAX_MESSAGE, type Framing, FRAMINGS } from "./framing.ts";
+import { makeFifo, removeFifo } from "./make_fifo.ts";
+import { PlainEngine, type PlainEngineKind } from "./plain_engine.ts";
+import { Echoer } from "./echoer.ts";
+import { type HubSession, SessionHub } from "./session_hub.ts";
+import { writeStdoutSync } from "./write_stdout.ts";
+
+/** Options for {@linkcode serveEcho}. */
+export interface EchoServerOptions {
+  /**
+   * The directory the FIFOs live in; it must be a real directory, not a symlink.
+   *
+   * @default {"/tmp"}
+   */
+  dir?: string;
+  /**
+   * The FIFOs' base name: the server reads `NAME.in` and writes `NAME.out`.
+   *
+   * @default {"pipe"}
+   */
+  name?: string;
+  /**
+   * How messages are cut out of the stream.
+   *
+   * @default {"lines"}
+   */
+  framing?: Framing;
+  /**
+   * The largest message accepted, in bytes; a longer one ends that client's stream.
+   *
+   * @default {1048576}
+   */
+  maxMessage?: number;
+  /**
+   * A message equal to this word stops the server; `""` disables it.
+   *
+   * @default {"exit"}
+   */
+  exitWord?: string;
+  /**
+   * Print `received msg: …` to standard output for every message.
+   *
+   * @default {false}
+   */
+  logMessages?: boolean;
+  /**
+   * Called for every error that ends one client's stream but not the server.
+   *
+   * @default {console.error}
+   */
+  onClientError?: (message: string) => void;
+  /**
+   * Where the plain pair's echo loop runs: `worker` (blocking I/O on its own thread, the
+   * fast path; needs read access to this module's directory), `async` (on the event loop)
+   * or `auto` (`worker` when permitted).
+   *
+   * @default {"auto"}
+   */
+  engine?: PlainEngineKind;
+  /**
+   * Also serve private sessions on `DIR/NAME.ctl`, so that many clients can talk at once
+   * (see README "Sessions").
+   *
+   * @default {true}
+   */
+  sessions?: boolean;
+  /**
+   * Stops the server when aborted.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/** What a server did, reported when it stops. */
+export interface EchoStats {
+  /** Messages echoed. */
+  messages: number;
+  /** Payload bytes echoed. */
+  bytes: number;
+  /** Clients served on the plain pair. */
+  clients: number;
+  /** Sessions served. */
+  sessions: number;
+  /** Milliseconds from start to stop. */
+  durationMs: number;
+}
+
+/** The paths a server owns. */
+export interface EchoServerPaths {
+  /** Where clients write: `DIR/NAME.in`. */
+  input: string;
+  /** Where clients read: `DIR/NAME.out`. */
+  output: string;
+  /** Where session clients send requests: `DIR/NAME.ctl`. */
+  control: string;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
+
+/** Checks the options a server needs, throwing `TypeError` with the offending value. */
+function validate(options: EchoServerOptions) {
+  const dir = resolve(options.dir ?? "/tmp");
+  const name = options.name ?? "pipe";
+  const framing = options.framing ?? "lines";
+  const maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
+  const exitWord = options.exitWord ?? "exit";
+  if (!NAME_PATTERN.test(name) || name === "." || name === "..") {
+    throw new TypeError(`Invalid name "${name}": use letters, digits, ".", "_" and "-"`);
+  }
+  if (!FRAMINGS.includes(framing)) {
+    throw new TypeError(`Invalid framing "${framing}": expected one of ${FRAMINGS.join(", ")}`);
+  }
+  if (!Number.isSafeInteger(maxMessage) || maxMessage < 1 || maxMessage > 0x7fffffff) {
+    throw new TypeError(`Invalid maxMessage "${maxMessage}": expected 1 to 2147483647 bytes`);
+  }
+  if (exitWord.includes("\n")) {
+    throw new TypeError(`Invalid exit word "${exitWord}": it cannot contain a newline`);
+  }
+  return { dir, name, framing, maxMessage, exitWord };
+}
+
+/** Refuses a `dir` that is a symlink or not a directory, before anything is created in it. */
+function checkDir(dir: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(dir);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot serve in "${dir}": it does not exist`, { cause });
+    }
+    throw cause;
+  }
+  if (info.isSymlink) throw new Error(`Cannot serve in "${dir}": it is a symlink`);
+  if (!info.isDirectory) throw new Error(`Cannot serve in "${dir}": it is not a directory`);
+}
+
+/** Whether a live process holds the read end of the FIFO at `path` (a running server). */
+function isServed(path: string, uid: number): boolean {
+  try {
+    return untrustedReason(Deno.lstatSync(path), uid) === undefined && hasReader(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * A running echo server. Stop it with {@linkcode EchoServer.close}, the exit word, or the
+ * `signal` option; its FIFOs are removed on every way out.
+ */
+export class EchoServer implements AsyncDisposable {
+  /** The FIFOs it serves. */
+  readonly paths: EchoServerPaths;
+  /** Settles when the server has stopped: with its stats, or the fatal error. */
+  readonly finished: Promise<EchoStats>;
+  #created: [string, Deno.FileInfo][];
+  #anchor: FifoFile;
+  #engine: PlainEngine | undefined;
+  #hub: SessionHub | undefined;
+  #sessionTotals = { messages: 0, bytes: 0 };
+  #started = performance.now();
+  #closing: Promise<EchoStats> | undefined;
+  #settle: { resolve(stats: EchoStats): void; reject(error: Error): void };
+  #removeSync = () => this.#removeFifos();
+
+  /** @internal Use {@linkcode serveEcho}. */
+  constructor(
+    paths: EchoServerPaths,
+    created: [string, Deno.FileInfo][],
+    anchor: FifoFile,
+  ) {
+    this.paths = paths;
+    this.#created = created;
+    this.#anchor = anchor;
+    const { promise, resolve, reject } = Promise.withResolvers<EchoStats>();
+    this.finished = promise;
+    this.#settle = { resolve, reject };
+    // Deno.exit() elsewhere in the program still runs this: no FIFO outlives the process.
+    globalThis.addEventListener("unload", this.#removeSync);
+  }
+
+  /** @internal */
+  start(engine: PlainEngine, hub: SessionHub | undefined): void {
+    this.#engine = engine;
+    this.#hub = hub;
+  }
+
+  /** @internal Counts what a session echoed. */
+  countSession(messages: number, bytes: number): void {
+    this.#sessionTotals.messages += messages;
+    this.#sessionTotals.bytes += bytes;
+  }
+
+  /** Counters so far. */
+  get stats(): EchoStats {
+    const plain = this.#engine?.stats ?? { messages: 0, bytes: 0, clients: 0 };
+    return {
+      messages: plain.messages + this.#sessionTotals.messages,
+      bytes: plain.bytes + this.#sessionTotals.bytes,
+      clients: plain.clients,
+      sessions: this.#hub?.opened ?? 0,
+      durationMs: performance.now() - this.#started,
+    };
+  }
+
+  /**
+   * Stops serving, removes the FIFOs and resolves with the final stats.
+   *
+   * @param error The fatal error that ends the server, if any: `finished` rejects with it.
+   * @returns The final stats.
+   */
+  close(error?: Error): Promise<EchoStats> {
+    this.#closing ??= (async () => {
+      try {
+        await Promise.all([this.#engine?.stop(), this.#hub?.stop()]);
+      } finally {
+        this.#anchor.close();
+        this.#removeFifos();
+        globalThis.removeEventListener("unload", this.#removeSync);
+      }
+      const stats = this.stats;
+      if (error) this.#settle.reject(error);
+      else this.#settle.resolve(stats);
+      return stats;
+    })();
+    return this.#closing;
+  }
+
+  #removeFifos(): void {
+    for (const [path, info] of this.#created) removeFifo(path, info);
+  }
+
+  /** Stops the server (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Echoes one piece of a session's stream back to it. */
+function echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array, log: boolean) {
+  const echoer = session.state as Echoer;
+  const [messages, echoed] = [echoer.messages, echoer.bytes];
+  const reply = echoer.feed(bytes);
+  if (log) {
+    const lines = echoer.takeLog();
+    if (lines) writeStdoutSync(lines);
+  }
+  server.countSession(echoer.messages - messages, echoer.bytes - echoed);
+  session.send(reply);
+  if (echoer.failure) session.close(`Dropped session ${session.id}: ${echoer.failure.message}`);
+  if (echoer.exitRequested) void server.close();
+}
+
+/**
+ * Serves the echo on `DIR/NAME.in` → `DIR/NAME.out`.
+ *
+ * Creates both FIFOs (mode `0600`), replacing stale ones a dead server left behind but
+ * refusing anything else at their paths, and refusing to start where a live server is
+ * serving. Messages are echoed byte-exact on a worker thread; clients come and go.
+ *
+ * Permissions: `--allow-read` and `--allow-write` for `dir`, `--allow-run=mkfifo`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { serveEcho } from "./serve_echo.ts";
+ * await using server = await serveEcho({ dir: "/tmp", name: "pipe", logMessages: true });
+ * console.log(await server.finished);
+ * ```
+ *
+ * @param options Where and how to serve.
+ * @returns The running server.
+ */
+export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoServer> {
+  const { dir, name, framing, maxMessage, exitWord } = validate(options);
+  checkDir(dir);
+  const uid = currentUid(dir);
+  const paths = {
+    input: `${dir}/${name}.in`,
+    output: `${dir}/${name}.out`,
+    control: `${dir}/${name}.ctl`,
+  };
+  if (isServed(paths.input, uid) || isServed(paths.control, uid)) {
+    throw new Deno.errors.AddrInUse(
+      `Cannot serve on "${paths.input}": another server is already serving it`,
+    );
+  }
+  const created: [string, Deno.FileInfo][] = [];
+  let anchor: FifoFile | undefined;
+  try {
+    const wanted = [paths.input, paths.output];
+    if (options.sessions ?? true) wanted.push(paths.control);
+    for (const path of wanted) {
+      created.push([path, await makeFifo(path, { replace: true, uid })]);
+    }
+    // Held for the server's whole life: a reader that never reads, so clients can open
+    // the input while the engine is between two clients, and a second server sees us.
+    anchor = FifoFile.openSync(paths.input, { access: "read", nonblocking: true, uid });
+  } catch (error) {
+    anchor?.close();
+    for (const [path, info] of created) removeFifo(path, info);
+    throw error;
+  }
+  const server = new EchoServer(paths, created, anchor);
+  const onClientError = options.onClientError ?? ((message: string) => console.error(message));
+  const logMessages = options.logMessages ?? false;
+  const echoerOptions = { maxMessage, exitWord, logMessages };
+  const engine = new PlainEngine(
+    { inPath: paths.input, outPath: paths.output, framing, maxMessage, exitWord, logMessages, uid },
+    {
+      onExitWord: () => void server.close(),
+      onClientError,
+      onFatal: (error) => void server.close(error),
+    },
+    options.engine,
+  );
+  let hub: SessionHub | undefined;
+  if (options.sessions ?? true) {
+    hub = new SessionHub({ dir, name, framing, maxMessage, uid }, {
+      onOpen: (session) => session.state = new Echoer(framing, echoerOptions),
+      onData: (session, bytes) => echoSession(server, session, bytes, logMessages),
+      onClose: () => {},
+      onError: onClientError,
+    });
+    hub.sweepLeftovers();
+  }
+  server.start(engine, hub);
+  try {
+    await hub?.start(paths.control);
+  } catch (error) {
+    await server.close(error as Error);
+    throw error;
+  }
+  options.signal?.addEventListener("abort", () => void server.close(), { once: true });
+  return server;
+}

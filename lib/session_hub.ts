@@ -1,0 +1,402 @@
+/**
+ * The server side of sessions (internal): one reader on the shared request FIFO for every
+ * client, a reply FIFO per client written without ever blocking, liveness by polling.
+ *
+ * Only the request FIFO has a pending read, so the runtime's bounded blocking pool (a
+ * process stalls at about 32 parked FIFO reads) never limits how many clients connect.
+ *
+ * @module
+ */
+import { basename, dirname } from "node:path";
+import { FifoFile } from "./fifo_file.ts";
+import type { Framing } from "./framing.ts";
+import { removeFifo } from "./make_fifo.ts";
+import {
+  type Handshake,
+  type Hello,
+  parseRecords,
+  RecordType,
+  sessionPrefix,
+} from "./session_protocol.ts";
+
+/** One client's session, as the server sees it. */
+export class HubSession {
+  /** The id its records carry. */
+  readonly id: number;
+  /** Its private directory. */
+  readonly dir: string;
+  /** Free for the handler's per-session state. */
+  state: unknown;
+  #hub: SessionHub;
+  #reply: FifoFile;
+  #alive: FifoFile;
+  #dirInfo: Deno.FileInfo;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #closed = false;
+
+  /** @internal */
+  constructor(
+    hub: SessionHub,
+    id: number,
+    dir: string,
+    dirInfo: Deno.FileInfo,
+    reply: FifoFile,
+    alive: FifoFile,
+  ) {
+    this.#hub = hub;
+    this.id = id;
+    this.dir = dir;
+    this.#dirInfo = dirInfo;
+    this.#reply = reply;
+    this.#alive = alive;
+  }
+
+  /** Whether the session has ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes accepted by {@linkcode HubSession.send} but not yet taken by the pipe. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Sends bytes to the client without blocking: what the pipe does not take now is queued
+   * and retried. A client that lets more than the hub's bound pile up is dropped.
+   */
+  send(bytes: Uint8Array): void {
+    if (this.#closed || !bytes.length) return;
+    try {
+      const taken = this.#queue.length ? 0 : this.#reply.tryWrite(bytes);
+      if (taken === bytes.length) return;
+      this.#queue.push(bytes.slice(taken));
+      this.#queued += bytes.length - taken;
+    } catch (error) {
+      this.close(`Session ${this.id} ended: ${(error as Error).message}`);
+      return;
+    }
+    if (this.#queued > this.#hub.maxQueued) {
+      this.close(
+        `Dropped session ${this.id}: ${this.#queued} reply bytes waiting, ` +
+          `more than ${this.#hub.maxQueued} (the client is not reading)`,
+      );
+      return;
+    }
+    this.#hub.scheduleFlush();
+  }
+
+  /** @internal Retries queued bytes; returns whether some are still waiting. */
+  flush(): boolean {
+    try {
+      while (this.#queue.length) {
+        const head = this.#queue[0];
+        const taken = this.#reply.tryWrite(head);
+        this.#queued -= taken;
+        if (taken < head.length) {
+          this.#queue[0] = head.subarray(taken);
+          return true;
+        }
+        this.#queue.shift();
+      }
+    } catch (error) {
+      this.close(`Session ${this.id} ended: ${(error as Error).message}`);
+    }
+    return false;
+  }
+
+  /** @internal Whether the client still holds its end of the liveness FIFO. */
+  isAlive(): boolean {
+    try {
+      return this.#alive.readSync(new Uint8Array(1)) !== null;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Ends the session: the client sees end of file on its reply FIFO.
+   *
+   * @param reason Logged through the hub's `onError` when given.
+   * @param removeFiles Also remove the client's FIFOs and directory (it is gone).
+   */
+  close(reason?: string, removeFiles = false): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#reply.close();
+    this.#alive.close();
+    this.#queue = [];
+    this.#queued = 0;
+    if (removeFiles) {
+      removeSessionDir(this.dir, this.#dirInfo, [this.#reply.info, this.#alive.info]);
+    }
+    this.#hub.forget(this, reason);
+  }
+}
+
+/** Removes a session's two FIFOs and its directory, if they are still what we checked. */
+function removeSessionDir(dir: string, dirInfo: Deno.FileInfo, fifos?: Deno.FileInfo[]): void {
+  try {
+    const now = Deno.lstatSync(dir);
+    if (now.ino !== dirInfo.ino || now.dev !== dirInfo.dev) return;
+    for (const [i, name] of ["reply", "alive"].entries()) {
+      const path = `${dir}/${name}`;
+      const info = fifos?.[i] ?? Deno.lstatSync(path);
+      if (info.isFifo) removeFifo(path, info);
+    }
+    Deno.removeSync(dir);
+  } catch {
+    // Already removed by its client, or holding something we did not create: left alone.
+  }
+}
+
+/** What a {@linkcode SessionHub} tells its owner. */
+export interface SessionHandler {
+  /** A session was accepted. */
+  onOpen(session: HubSession): void;
+  /** Bytes of the session's stream arrived, in order (a view valid during the call). */
+  onData(session: HubSession, bytes: Uint8Array): void;
+  /** The session ended (client left, was dropped, or the hub stopped). */
+  onClose(session: HubSession): void;
+  /** A session was refused or dropped, or garbage arrived: one log line. */
+  onError(message: string): void;
+}
+
+/** Options of a {@linkcode SessionHub}. */
+export interface SessionHubOptions {
+  dir: string;
+  name: string;
+  framing: Framing;
+  maxMessage: number;
+  uid: number;
+}
+
+const LIVENESS_INTERVAL_MS = 250;
+const READ_SIZE = 1 << 20;
+
+/** Serves sessions on a request FIFO (internal; see the module doc). */
+export class SessionHub {
+  /** How many unanswered bytes a client may have in flight (told in the handshake). */
+  readonly window: number;
+  /** Queued reply bytes past which a session is dropped. */
+  readonly maxQueued: number;
+  #options: SessionHubOptions;
+  #handler: SessionHandler;
+  #control: FifoFile | undefined;
+  #sessions = new Map<number, HubSession>();
+  #nextId = (crypto.getRandomValues(new Uint32Array(1))[0] & 0x7fffffff) + 1;
+  #stopping = false;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  #flushDelay = 1;
+  #livenessTimer: ReturnType<typeof setInterval> | undefined;
+  #loop: Promise<void> | undefined;
+  #opened = 0;
+
+  /**
+   * Makes a hub.
+   *
+   * @param options Where and what it serves.
+   * @param handler Receives sessions and their data.
+   */
+  constructor(options: SessionHubOptions, handler: SessionHandler) {
+    this.#options = options;
+    this.#handler = handler;
+    this.window = options.maxMessage + 65536;
+    this.maxQueued = this.window + options.maxMessage + 4096;
+  }
+
+  /** Sessions opened so far. */
+  get opened(): number {
+    return this.#opened;
+  }
+
+  /** Sessions open now. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Starts reading requests on `controlPath`, a FIFO the caller created.
+   *
+   * @param controlPath The shared request FIFO.
+   */
+  async start(controlPath: string): Promise<void> {
+    // O_RDWR: we are a writer too, so the read never sees end of file between clients,
+    // and a client's non-blocking open finds a reader for as long as we live.
+    this.#control = await FifoFile.open(controlPath, {
+      access: "readwrite",
+      uid: this.#options.uid,
+    });
+    this.#livenessTimer = setInterval(() => this.#checkLiveness(), LIVENESS_INTERVAL_MS);
+    this.#loop = this.#readLoop(this.#control);
+  }
+
+  async #readLoop(control: FifoFile): Promise<void> {
+    const buffer = new Uint8Array(READ_SIZE);
+    const onRecord = (type: number, id: number, payload: Uint8Array) =>
+      this.#onRecord(type, id, payload);
+    while (!this.#stopping) {
+      const n = await control.read(buffer);
+      if (n === null || this.#stopping) break;
+      const dropped = parseRecords(buffer.subarray(0, n), onRecord);
+      if (dropped) {
+        this.#handler.onError(`Dropped ${dropped} bytes on the request FIFO that are not records`);
+      }
+    }
+  }
+
+  #onRecord(type: number, id: number, payload: Uint8Array): void {
+    if (type === RecordType.DATA) {
+      const session = this.#sessions.get(id);
+      if (session) this.#handler.onData(session, payload);
+    } else if (type === RecordType.HELLO) {
+      this.#accept(payload);
+    } else if (type === RecordType.BYE) {
+      this.#sessions.get(id)?.close();
+    }
+  }
+
+  #accept(payload: Uint8Array): void {
+    let hello: Hello;
+    try {
+      hello = JSON.parse(new TextDecoder().decode(payload));
+    } catch {
+      this.#handler.onError("Refused a session: its request is not JSON");
+      return;
+    }
+    const dir = typeof hello?.dir === "string" ? hello.dir : "";
+    const options = this.#options;
+    const refuse = (reason: string) =>
+      this.#handler.onError(`Refused a session for "${dir}": ${reason}`);
+    if (hello.v !== 1) return refuse(`unknown protocol version "${hello.v}"`);
+    if (dirname(dir) !== options.dir || !basename(dir).startsWith(sessionPrefix(options.name))) {
+      return refuse(`it is not a session directory of "${options.dir}/${options.name}"`);
+    }
+    let dirInfo: Deno.FileInfo;
+    try {
+      dirInfo = Deno.lstatSync(dir);
+    } catch {
+      return refuse("it does not exist");
+    }
+    if (dirInfo.isSymlink) return refuse("it is a symlink");
+    if (!dirInfo.isDirectory) return refuse("it is not a directory");
+    if (dirInfo.uid !== options.uid) return refuse(`it is owned by uid ${dirInfo.uid}`);
+    if (((dirInfo.mode ?? 0) & 0o777) !== 0o700) {
+      return refuse(`its mode ${((dirInfo.mode ?? 0) & 0o777).toString(8)} is not 0700`);
+    }
+    let reply: FifoFile | undefined;
+    let alive: FifoFile | undefined;
+    try {
+      reply = FifoFile.openSync(`${dir}/reply`, {
+        access: "write",
+        nonblocking: true,
+        uid: options.uid,
+      });
+      alive = FifoFile.openSync(`${dir}/alive`, {
+        access: "read",
+        nonblocking: true,
+        uid: options.uid,
+      });
+    } catch (error) {
+      reply?.close();
+      return refuse((error as Error).message);
+    }
+    const handshake = (answer: Handshake) =>
+      reply.tryWrite(new TextEncoder().encode(JSON.stringify(answer) + "\n"));
+    if (hello.framing !== options.framing || this.#stopping) {
+      const error = this.#stopping
+        ? "the server is stopping"
+        : `framing mismatch: the server uses "${options.framing}", the client "${hello.framing}"`;
+      handshake({ v: 1, error });
+      reply.close();
+      alive.close();
+      return refuse(error);
+    }
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
+    const session = new HubSession(this, id, dir, dirInfo, reply, alive);
+    handshake({ v: 1, id, window: this.window });
+    this.#sessions.set(id, session);
+    this.#opened++;
+    this.#handler.onOpen(session);
+  }
+
+  /** @internal */
+  forget(session: HubSession, reason?: string): void {
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#sessions.delete(session.id);
+    if (reason) this.#handler.onError(reason);
+    this.#handler.onClose(session);
+  }
+
+  /** @internal Retries queued replies soon, backing off while clients stay full. */
+  scheduleFlush(): void {
+    if (this.#flushTimer !== undefined || this.#stopping) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      let waiting = false;
+      for (const session of this.#sessions.values()) {
+        if (session.queued && session.flush()) waiting = true;
+      }
+      this.#flushDelay = waiting ? Math.min(this.#flushDelay * 2, 16) : 1;
+      if (waiting) this.scheduleFlush();
+    }, this.#flushDelay);
+  }
+
+  #checkLiveness(): void {
+    for (const session of [...this.#sessions.values()]) {
+      if (!session.isAlive()) session.close(undefined, true);
+    }
+  }
+
+  /**
+   * Removes session directories a crashed server's clients left behind: those whose
+   * liveness FIFO no process holds any more.
+   *
+   * @returns How many were removed.
+   */
+  sweepLeftovers(): number {
+    const { dir, name, uid } = this.#options;
+    let removed = 0;
+    for (const entry of Deno.readDirSync(dir)) {
+      if (!entry.isDirectory || !entry.name.startsWith(sessionPrefix(name))) continue;
+      const path = `${dir}/${entry.name}`;
+      try {
+        const info = Deno.lstatSync(path);
+        if (info.uid !== uid) continue;
+        let abandoned = true;
+        try {
+          using alive = FifoFile.openSync(`${path}/alive`, {
+            access: "read",
+            nonblocking: true,
+            uid,
+          });
+          abandoned = alive.readSync(new Uint8Array(1)) === null;
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) continue;
+        }
+        if (abandoned) {
+          removeSessionDir(path, info);
+          removed++;
+        }
+      } catch {
+        // Vanished meanwhile.
+      }
+    }
+    return removed;
+  }
+
+  /** Ends every session and stops reading requests. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return this.#loop;
+    this.#stopping = true;
+    clearInterval(this.#livenessTimer);
+    clearTimeout(this.#flushTimer);
+    for (const session of [...this.#sessions.values()]) session.close();
+    // We hold the request FIFO's write end too: one byte releases our own parked read.
+    this.#control?.writeAllSync(new Uint8Array(1));
+    await this.#loop;
+    this.#control?.close();
+  }
+}

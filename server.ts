@@ -1,0 +1,86 @@
+/**
+ * The echo server: reads `DIR/NAME.in`, echoes every message to `DIR/NAME.out`, stops on
+ * the exit word, SIGINT or SIGTERM, and removes its FIFOs on the way out.
+ *
+ *     deno run --allow-read=/tmp --allow-write=/tmp --allow-run=mkfifo server.ts [options]
+ *
+ * @module
+ */
+import {
+  parseCommandLine,
+  parseCount,
+  parseEngine,
+  parseFraming,
+  parseName,
+  reportFailure,
+} from "./lib/cli_support.ts";
+import { serveEcho } from "./lib/serve_echo.ts";
+
+const USAGE =
+  `Usage: deno run --allow-read=/tmp --allow-write=/tmp --allow-run=mkfifo server.ts [options]
+
+Echoes every message that arrives on DIR/NAME.in to DIR/NAME.out.
+
+Options:
+  --dir DIR              directory of the FIFOs (default /tmp)
+  --name NAME            FIFO base name: NAME.in, NAME.out (default pipe)
+  --framing MODE         lines | length | raw (default lines)
+  --max-message BYTES    largest message accepted (default 1048576)
+  --exit-word WORD       a message equal to WORD stops the server; '' disables (default exit)
+  --engine KIND          auto | worker | async: where the echo loop runs (default auto:
+                         worker when --allow-read covers lib/, else async)
+  --quiet                no "received msg" line per message
+  -h, --help             show this help
+
+Exit status: 0 stopped normally, 1 runtime error, 2 usage error.`;
+
+async function main(args: string[]): Promise<number> {
+  let dir = "/tmp";
+  try {
+    const { values } = parseCommandLine(args, {
+      dir: { type: "string" },
+      name: { type: "string" },
+      framing: { type: "string" },
+      "max-message": { type: "string" },
+      "exit-word": { type: "string" },
+      engine: { type: "string" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    dir = values.dir ?? dir;
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+    try {
+      const server = await serveEcho({
+        dir,
+        name: parseName(values.name),
+        framing: parseFraming(values.framing),
+        maxMessage: parseCount("--max-message", values["max-message"], 1),
+        exitWord: values["exit-word"],
+        engine: parseEngine(values.engine),
+        logMessages: !values.quiet,
+        signal: controller.signal,
+      });
+      const stats = await server.finished;
+      const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+      console.log(
+        `server stopped: ${plural(stats.messages, "message")}, ${plural(stats.bytes, "byte")}, ` +
+          `${plural(stats.clients, "client")}, ${(stats.durationMs / 1000).toFixed(2)} s`,
+      );
+      return 0;
+    } finally {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+    }
+  } catch (error) {
+    return reportFailure("server.ts", error, dir);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
