@@ -29,6 +29,7 @@ Options:
   --exit-word WORD       a message equal to WORD stops the server; '' disables (default exit)
   --engine KIND          auto | worker | async: where the echo loop runs (default auto:
                          worker when --allow-read covers lib/, else async)
+  --no-sessions          serve the plain pair only (no DIR/NAME.ctl)
   --quiet                no "received msg" line per message
   -h, --help             show this help
 
@@ -44,6 +45,7 @@ async function main(args: string[]): Promise<number> {
       "max-message": { type: "string" },
       "exit-word": { type: "string" },
       engine: { type: "string" },
+      "no-sessions": { type: "boolean" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     });
@@ -65,13 +67,15 @@ async function main(args: string[]): Promise<number> {
         exitWord: values["exit-word"],
         engine: parseEngine(values.engine),
         logMessages: !values.quiet,
+        sessions: !values["no-sessions"],
         signal: controller.signal,
       });
       const stats = await server.finished;
       const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
       console.log(
         `server stopped: ${plural(stats.messages, "message")}, ${plural(stats.bytes, "byte")}, ` +
-          `${plural(stats.clients, "client")}, ${(stats.durationMs / 1000).toFixed(2)} s`,
+          `${plural(stats.clients + stats.sessions, "client")} (${stats.sessions} in sessions), ` +
+          `${(stats.durationMs / 1000).toFixed(2)} s`,
       );
       return 0;
     } finally {

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { currentUid } from "./current_uid.ts";
-import { FifoFile, hasReader, PIPE_BUF, untrustedReason } from "./fifo_file.ts";
+import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
 import {
@@ -419,16 +419,6 @@ async function connectSession(
   }
 }
 
-/** Whether a live session server listens on `path`. */
-function offersSessions(path: string, uid: number): boolean {
-  try {
-    return untrustedReason(Deno.lstatSync(path), uid) === undefined && hasReader(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /**
  * Connects to an echo server: a private session where the server offers one, else the
  * plain `NAME.in`/`NAME.out` pair (the seed's Python server, an older server).
@@ -466,9 +456,9 @@ export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
   const canMakeFifos =
     Deno.permissions.querySync({ name: "run", command: "mkfifo" }).state === "granted";
   const useSession = mode === "session" ||
-    (mode === "auto" && canMakeFifos && offersSessions(controlPath, uid));
+    (mode === "auto" && canMakeFifos && isServed(controlPath, uid));
   if (useSession) {
-    if (mode === "session" && !offersSessions(controlPath, uid)) {
+    if (mode === "session" && !isServed(controlPath, uid)) {
       throw new Deno.errors.NotFound(`No session server is listening on "${controlPath}"`);
     }
     const { transport, early } = await connectSession(dir, name, framing, uid, timeout, options);

@@ -206,6 +206,23 @@ export function hasReader(path: string): boolean {
 }
 
 /**
+ * Tells whether the FIFO at `path` is one we trust (see {@linkcode untrustedReason}) with a
+ * live reader: a running server. Missing or untrusted paths answer `false`.
+ *
+ * @param path A FIFO's path.
+ * @param uid The required owner.
+ * @returns `true` when a server is reading it.
+ */
+export function isServed(path: string, uid: number): boolean {
+  try {
+    return untrustedReason(Deno.lstatSync(path), uid) === undefined && hasReader(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
  * An open end of a verified FIFO.
  *
  * Every open checks the path with `lstat` first (a symlink, regular file or directory is

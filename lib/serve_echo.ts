@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { currentUid } from "./current_uid.ts";
-import { FifoFile, hasReader, untrustedReason } from "./fifo_file.ts";
+import { FifoFile, isServed } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, type Framing, FRAMINGS } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
 import { PlainEngine, type PlainEngineKind } from "./plain_engine.ts";
@@ -136,16 +136,6 @@ function checkDir(dir: string): void {
   }
   if (info.isSymlink) throw new Error(`Cannot serve in "${dir}": it is a symlink`);
   if (!info.isDirectory) throw new Error(`Cannot serve in "${dir}": it is not a directory`);
-}
-
-/** Whether a live process holds the read end of the FIFO at `path` (a running server). */
-function isServed(path: string, uid: number): boolean {
-  try {
-    return untrustedReason(Deno.lstatSync(path), uid) === undefined && hasReader(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /**

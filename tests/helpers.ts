@@ -1,0 +1,183 @@
+/**
+ * Test helpers: private directories, real subprocesses with deadlines, and the check that
+ * nothing is left behind. Every helper here ends by itself.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+
+/** Absolute path of a file in the project. */
+export function projectPath(path: string): string {
+  return fileURLToPath(new URL(`../${path}`, import.meta.url));
+}
+
+/** A private directory under /tmp (mode 0700), removed by `using`. */
+export interface TempDir extends Disposable {
+  path: string;
+}
+
+/** Makes a private directory under /tmp, for one test's FIFOs. */
+export function tempDir(prefix = "fifo-test-"): TempDir {
+  const path = Deno.makeTempDirSync({ dir: "/tmp", prefix });
+  return {
+    path,
+    [Symbol.dispose]() {
+      Deno.removeSync(path, { recursive: true });
+    },
+  };
+}
+
+/** Lists what is left in `dir`, sorted. */
+export function entries(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+/** Waits until `check` returns true, polling; throws after `ms`. */
+export async function waitUntil(
+  check: () => boolean,
+  ms = 10_000,
+  what = "the condition",
+): Promise<void> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline;) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** Whether a FIFO exists at `path`. */
+export function isFifo(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isFifo;
+  } catch {
+    return false;
+  }
+}
+
+/** The flags our CLIs need for `dir`; the server also reads lib/ for its worker engine. */
+export function flagsFor(script: "server.ts" | "client.ts", dir: string): string[] {
+  const read = script === "server.ts" ? `${dir},${projectPath("lib")}` : dir;
+  return [`--allow-read=${read}`, `--allow-write=${dir}`, "--allow-run=mkfifo"];
+}
+
+/** A running subprocess whose output is collected; killed by `await using`. */
+export interface Proc extends AsyncDisposable {
+  child: Deno.ChildProcess;
+  /** Resolves with exit code and full output; rejects if it outlives its deadline. */
+  done: Promise<{ code: number; signal: string | null; stdout: string; stderr: string }>;
+  /** Output so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Writes to its stdin (when `stdin: "piped"`). */
+  write(text: string | Uint8Array): Promise<void>;
+  closeStdin(): Promise<void>;
+}
+
+/** Options for {@linkcode run}. */
+export interface RunOptions {
+  /** Kill it (SIGKILL) and fail after this many ms. Default 30 s. */
+  deadline?: number;
+  stdin?: "piped" | "null";
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Spawns any command with a deadline, collecting its output. */
+export function spawn(command: string, args: string[], options: RunOptions = {}): Proc {
+  const child = new Deno.Command(command, {
+    args,
+    stdin: options.stdin ?? "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: options.env,
+    cwd: options.cwd,
+  }).spawn();
+  let out = "";
+  let err = "";
+  const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) add(text);
+  };
+  const outputs = Promise.all([
+    collect(child.stdout, (s) => out += s),
+    collect(child.stderr, (s) => err += s),
+  ]);
+  const deadline = options.deadline ?? 30_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      reject(
+        new Error(
+          `${command} ${args.join(" ")} outlived its ${deadline} ms deadline\n` +
+            `stdout: ${out}\nstderr: ${err}`,
+        ),
+      );
+    }, deadline);
+  });
+  const done = Promise.race([
+    (async () => {
+      const status = await child.status;
+      await outputs;
+      return { code: status.code, signal: status.signal, stdout: out, stderr: err };
+    })(),
+    expired,
+  ]).finally(() => clearTimeout(timer));
+  done.catch(() => {}); // observed by the caller; avoid an unhandled rejection meanwhile
+  const writer = options.stdin === "piped" ? child.stdin.getWriter() : undefined;
+  return {
+    child,
+    done,
+    stdout: () => out,
+    stderr: () => err,
+    async write(text) {
+      await writer!.write(typeof text === "string" ? new TextEncoder().encode(text) : text);
+    },
+    async closeStdin() {
+      await writer!.close();
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await done.catch(() => {});
+    },
+  };
+}
+
+/** Runs one of our CLIs under Deno with the scoped flags for `dir`. */
+export function runCli(
+  script: "server.ts" | "client.ts",
+  dir: string,
+  args: string[],
+  options: RunOptions & { flags?: string[] } = {},
+): Proc {
+  return spawn(
+    Deno.execPath(),
+    [
+      "run",
+      ...(options.flags ?? flagsFor(script, dir)),
+      projectPath(script),
+      "--dir",
+      dir,
+      ...args,
+    ],
+    options,
+  );
+}
+
+/** Starts a server in `dir` and waits until its FIFOs are there. */
+export async function startServer(dir: string, args: string[] = [], options: RunOptions = {}) {
+  const server = runCli("server.ts", dir, ["--quiet", ...args], options);
+  const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "pipe";
+  const sessions = !args.includes("--no-sessions");
+  const ready = `${dir}/${name}.${sessions ? "ctl" : "out"}`;
+  await Promise.race([
+    waitUntil(() => isFifo(ready), 15_000, `the server's ${ready}`),
+    server.done.then((r) => {
+      throw new Error(`The server exited early (${r.code}): ${r.stderr}`);
+    }),
+  ]);
+  return server;
+}
