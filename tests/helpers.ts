@@ -48,7 +48,7 @@ export async function waitUntil(
 /** Whether a FIFO exists at `path`. */
 export function isFifo(path: string): boolean {
   try {
-    return Deno.lstatSync(path).isFifo;
+    return Deno.lstatSync(path).isFifo === true;
   } catch {
     return false;
   }
