@@ -108,6 +108,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   #buffer = new Uint8Array(65536);
   #pending: Promise<void> | undefined;
   #ended = false;
+  #error: unknown;
   #timeout: number;
   #closed = false;
 
@@ -193,10 +194,17 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
         signal.removeEventListener("abort", onAbort);
       }
     }
-    return this.#queue.shift() ?? null;
+    const message = this.#queue.shift();
+    if (message) return message;
+    if (this.#error) throw this.#error;
+    return null;
   }
 
-  /** Reads once from the reply FIFO, sharing a read already under way. */
+  /**
+   * Reads once from the reply FIFO, sharing a read already under way. Never rejects: a
+   * read that fails after its caller timed out must not become an unhandled rejection,
+   * so the error is kept and thrown to whoever receives next.
+   */
   #pump(): Promise<void> {
     this.#pending ??= (async () => {
       try {
@@ -210,8 +218,8 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
           this.#decode(this.#buffer.subarray(0, n));
         }
       } catch (error) {
-        if (!this.#closed) throw error;
         this.#ended = true;
+        if (!this.#closed) this.#error = error;
       } finally {
         this.#pending = undefined;
       }
@@ -324,8 +332,10 @@ async function readHandshake(reply: FifoFile, signal: AbortSignal, path: string)
       signal.addEventListener("abort", onAbort, { once: true });
     });
     let n: number | null;
+    const read = reply.read(buffer);
+    read.catch(() => {}); // after an abort nobody awaits it; the session is torn down
     try {
-      n = await Promise.race([reply.read(buffer), aborted]);
+      n = await Promise.race([read, aborted]);
     } finally {
       signal.removeEventListener("abort", onAbort);
     }

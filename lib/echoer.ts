@@ -57,7 +57,9 @@ export class Echoer {
   #runStart = -1;
   #runEnd = -1;
   #copied = false;
-  #onMessage = (wire: Uint8Array, payload: Uint8Array) => this.#take(wire, payload);
+  #streamed = false;
+  #onMessage = (wire: Uint8Array, payload: Uint8Array, complete: boolean) =>
+    this.#take(wire, payload, complete);
 
   /**
    * Makes an echo step.
@@ -66,15 +68,21 @@ export class Echoer {
    * @param options Bounds, exit word and logging.
    */
   constructor(framing: Framing, options: EchoerOptions = {}) {
-    this.#decoder = new FrameDecoder(framing, { maxMessage: options.maxMessage });
+    this.#logMessages = options.logMessages ?? false;
+    // Without a log line to print, large length-framed messages pass through in pieces,
+    // never copied into a reassembly buffer.
+    this.#decoder = new FrameDecoder(framing, {
+      maxMessage: options.maxMessage,
+      streamAbove: this.#logMessages ? Infinity : 16384,
+    });
     const exitWord = options.exitWord ?? "exit";
     this.#exitWord = exitWord === "" ? undefined : new TextEncoder().encode(exitWord);
-    this.#logMessages = options.logMessages ?? false;
   }
 
   /** Forgets a partial message, for the next client's stream. */
   reset(): void {
     this.#decoder.reset();
+    this.#streamed = false;
     this.failure = undefined;
   }
 
@@ -126,14 +134,16 @@ export class Echoer {
     return true;
   }
 
-  #take(wire: Uint8Array, payload: Uint8Array): void {
+  #take(wire: Uint8Array, payload: Uint8Array, complete: boolean): void {
     if (this.exitRequested) return;
-    if (this.#isExit(payload)) {
+    const whole = !this.#streamed;
+    this.#streamed = !complete;
+    if (complete && whole && this.#isExit(payload)) {
       this.exitRequested = true;
       if (this.#logMessages) this.#log.push(`received msg: ${printable(payload)}\n`);
       return;
     }
-    this.messages++;
+    if (complete) this.messages++;
     this.bytes += payload.length;
     if (this.#logMessages) this.#log.push(`received msg: ${printable(payload)}\n`);
     const offset = wire.byteOffset - this.#chunk.byteOffset;

@@ -16,10 +16,21 @@ export interface FrameDecoderOptions {
    * @default {1048576}
    */
   maxMessage?: number;
+  /**
+   * In `length` framing, hand out a message whose declared length exceeds this many bytes
+   * in pieces as it arrives (`complete` is `false` for all but the last) instead of
+   * buffering it whole: an echo can then pass large messages through without copying.
+   *
+   * @default {Infinity}
+   */
+  streamAbove?: number;
 }
 
-/** Receives one decoded message; the views are only valid during the call. */
-export type MessageCallback = (wire: Uint8Array, payload: Uint8Array) => void;
+/**
+ * Receives one decoded message, or with `streamAbove` a piece of one (`complete` is then
+ * `false` for all pieces but the last). The views are only valid during the call.
+ */
+export type MessageCallback = (wire: Uint8Array, payload: Uint8Array, complete: boolean) => void;
 
 const NEWLINE = 0x0a;
 const HEADER = 4;
@@ -52,8 +63,10 @@ export class FrameDecoder {
   readonly framing: Framing;
   /** The largest payload accepted, in bytes. */
   readonly maxMessage: number;
+  readonly #streamAbove: number;
   #carry = new Uint8Array(0);
   #carried = 0;
+  #streaming = 0;
 
   /**
    * Makes a decoder.
@@ -71,11 +84,12 @@ export class FrameDecoder {
     }
     this.framing = framing;
     this.maxMessage = maxMessage;
+    this.#streamAbove = options.streamAbove ?? Infinity;
   }
 
   /** Bytes held back, waiting for the rest of their message. */
   get pending(): number {
-    return this.#carried;
+    return this.#carried + this.#streaming;
   }
 
   /**
@@ -93,6 +107,7 @@ export class FrameDecoder {
   /** Forgets any partial message, for a new stream. */
   reset(): void {
     this.#carried = 0;
+    this.#streaming = 0;
     if (this.#carry.length > 65536) this.#carry = new Uint8Array(0);
   }
 
@@ -108,7 +123,7 @@ export class FrameDecoder {
     try {
       if (this.framing === "raw") {
         if (chunk.length > this.maxMessage) this.#tooLong(chunk.length);
-        if (chunk.length) onMessage(chunk, chunk);
+        if (chunk.length) onMessage(chunk, chunk, true);
       } else if (this.framing === "lines") {
         this.#pushLines(chunk, onMessage);
       } else {
@@ -152,14 +167,14 @@ export class FrameDecoder {
       this.#keep(chunk.subarray(0, nl + 1));
       const wire = this.#carry.subarray(0, this.#carried);
       this.#carried = 0;
-      onMessage(wire, wire.subarray(0, wire.length - 1));
+      onMessage(wire, wire.subarray(0, wire.length - 1), true);
       start = nl + 1;
     }
     for (;;) {
       const nl = chunk.indexOf(NEWLINE, start);
       if (nl < 0) break;
       if (nl - start > this.maxMessage) this.#tooLong(nl - start);
-      onMessage(chunk.subarray(start, nl + 1), chunk.subarray(start, nl));
+      onMessage(chunk.subarray(start, nl + 1), chunk.subarray(start, nl), true);
       start = nl + 1;
     }
     if (start < chunk.length) {
@@ -184,6 +199,13 @@ export class FrameDecoder {
 
   #pushLength(chunk: Uint8Array, onMessage: MessageCallback): void {
     let start = 0;
+    if (this.#streaming) {
+      const take = Math.min(this.#streaming, chunk.length);
+      this.#streaming -= take;
+      const piece = chunk.subarray(0, take);
+      onMessage(piece, piece, this.#streaming === 0);
+      start = take;
+    }
     if (this.#carried) {
       // Complete the carried header first, then its payload, copying only what is needed.
       if (this.#carried < HEADER) {
@@ -193,18 +215,31 @@ export class FrameDecoder {
         if (this.#carried < HEADER) return;
       }
       const total = HEADER + this.#declared(this.#carry, 0);
+      if (total - HEADER > this.#streamAbove) {
+        const header = this.#carry.subarray(0, HEADER);
+        this.#carried = 0;
+        this.#streaming = total - HEADER;
+        onMessage(header, header.subarray(HEADER), false);
+        return this.#pushLength(chunk.subarray(start), onMessage);
+      }
       const take = Math.min(total - this.#carried, chunk.length - start);
       this.#keep(chunk.subarray(start, start + take));
       start += take;
       if (this.#carried < total) return;
       const wire = this.#carry.subarray(0, total);
       this.#carried = 0;
-      onMessage(wire, wire.subarray(HEADER));
+      onMessage(wire, wire.subarray(HEADER), true);
     }
     while (chunk.length - start >= HEADER) {
-      const end = start + HEADER + this.#declared(chunk, start);
-      if (end > chunk.length) break;
-      onMessage(chunk.subarray(start, end), chunk.subarray(start + HEADER, end));
+      const length = this.#declared(chunk, start);
+      const end = start + HEADER + length;
+      if (end > chunk.length) {
+        if (length <= this.#streamAbove) break;
+        this.#streaming = end - chunk.length;
+        onMessage(chunk.subarray(start), chunk.subarray(start + HEADER), false);
+        return;
+      }
+      onMessage(chunk.subarray(start, end), chunk.subarray(start + HEADER, end), true);
       start = end;
     }
     if (start < chunk.length) this.#keep(chunk.subarray(start));

@@ -230,6 +230,10 @@ export async function listen(options: ListenOptions = {}): Promise<FifoListener>
       conns.delete(session);
     },
     onError: (message) => console.error(message),
+    onFatal(error) {
+      console.error(`Stopped listening on "${path}": ${error.message}`);
+      void listener.close();
+    },
   });
   listener.attach(hub);
   hub.sweepLeftovers();

@@ -314,6 +314,7 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
       onData: (session, bytes) => echoSession(server, session, bytes, logMessages),
       onClose: () => {},
       onError: onClientError,
+      onFatal: (error) => void server.close(error),
     });
     hub.sweepLeftovers();
   }

@@ -161,6 +161,8 @@ export interface SessionHandler {
   onClose(session: HubSession): void;
   /** A session was refused or dropped, or garbage arrived: one log line. */
   onError(message: string): void;
+  /** Reading the request FIFO failed: the hub cannot go on. */
+  onFatal(error: Error): void;
 }
 
 /** Options of a {@linkcode SessionHub}. */
@@ -229,7 +231,9 @@ export class SessionHub {
       uid: this.#options.uid,
     });
     this.#livenessTimer = setInterval(() => this.#checkLiveness(), LIVENESS_INTERVAL_MS);
-    this.#loop = this.#readLoop(this.#control);
+    this.#loop = this.#readLoop(this.#control).catch((error) => {
+      if (!this.#stopping) this.#handler.onFatal(error);
+    });
   }
 
   async #readLoop(control: FifoFile): Promise<void> {
