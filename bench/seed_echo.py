@@ -6,10 +6,10 @@
   seed_echo.py client pipelined IN OUT COUNT SIZE
   seed_echo.py client bulk      IN OUT TOTAL CHUNK [raw|length]
 
-Same argv shapes, workloads and JSON line ({"ops":N,"bytes":B,"ns":T}) as
-c_echo.c, so either client runs against either server. The server prints every
-read as the seed does: send its stdout to /dev/null. Payloads are runs of
-"abc..z", which never contain the seed's "exit" stop word.
+Same argv shapes, limits, workloads and JSON line ({"ops":N,"bytes":B,"ns":T})
+as c_echo.c, so either client runs against either server. The server prints
+every read as the seed does: send its stdout to /dev/null. Payloads are runs
+of "abc..z", which never contain the seed's "exit" stop word.
 """
 import json
 import os
@@ -18,6 +18,7 @@ import threading
 import time
 
 READ = 1024  # the seed's read size, on both sides
+PIPE_BUF = 65536  # Linux's default pipe capacity, the largest pingpong message
 ALPHABET = b"abcdefghijklmnopqrstuvwxyz"
 
 
@@ -94,6 +95,8 @@ def client(mode, in_path, out_path, a, b, framing=None):
     n, length = positive(a), positive(b)
     bulk = mode == "bulk"
     header = framing == "length"
+    if mode == "pingpong" and length > PIPE_BUF:
+        die("pingpong SIZE must be at most %d" % PIPE_BUF)  # or both pipes fill: deadlock
     if header and (length <= 4 or length - 4 >= 2**32 or n % length):
         die("length mode needs 4 < CHUNK <= 2^32+4 and TOTAL a multiple of CHUNK")
     total = n if bulk else n * length
