@@ -92,6 +92,16 @@ interface Transport {
  *
  * In a session (the default where offered) the replies are this client's own, whatever
  * other clients do; on the shared plain pair, as in the seed, clients must take turns.
+ *
+ * Permissions: those of {@linkcode connect}, which makes it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { connect } from "./connect.ts";
+ * await using conn = await connect({ timeout: 2000 });
+ * await conn.send("ping");
+ * for await (const reply of conn) console.log(new TextDecoder().decode(reply));
+ * ```
  */
 export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   /** `session` or `shared`. */

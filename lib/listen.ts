@@ -44,6 +44,16 @@ export interface ListenOptions {
  *
  * Sending never blocks the server: replies the client does not read yet are queued, and a
  * client that lets too many pile up is dropped.
+ *
+ * Permissions: those of {@linkcode listen}, which makes it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { listen } from "./listen.ts";
+ * await using listener = await listen({ name: "echo" });
+ * const conn = (await listener.accept())!;
+ * for await (const message of conn) conn.send(message);
+ * ```
  */
 export class FifoServerConn implements AsyncIterable<Uint8Array> {
   /** The session id. */
@@ -118,7 +128,18 @@ export class FifoServerConn implements AsyncIterable<Uint8Array> {
   }
 }
 
-/** Accepts sessions on `DIR/NAME.ctl`; iterate it for connections. */
+/**
+ * Accepts sessions on `DIR/NAME.ctl`; iterate it for connections.
+ *
+ * Permissions: those of {@linkcode listen}, which makes it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { listen } from "./listen.ts";
+ * await using listener = await listen({ name: "echo", signal: AbortSignal.timeout(60_000) });
+ * for await (const conn of listener) console.log(`session ${conn.id}`);
+ * ```
+ */
 export class FifoListener implements AsyncIterable<FifoServerConn>, AsyncDisposable {
   /** The request FIFO. */
   readonly path: string;

@@ -3,7 +3,8 @@
  *
  * - {@linkcode serveEcho} runs the echo server: a plain `NAME.in`/`NAME.out` pair for
  *   shells and the seed's programs, plus private sessions for many concurrent clients.
- * - {@linkcode connect} and {@linkcode listen} are the client and server ends of sessions.
+ * - {@linkcode connect} and {@linkcode listen} are the client and server ends of sessions,
+ *   shaped like `Deno.connect` and `Deno.listen`.
  * - {@linkcode FifoFile}, {@linkcode makeFifo} and {@linkcode FrameDecoder} are the
  *   building blocks: verified FIFOs, their creation, and message framing.
  *
@@ -18,12 +19,26 @@
  *
  * @module
  */
-export * from "./connect.ts";
-export * from "./echoer.ts";
-export * from "./fifo_file.ts";
-export * from "./framing.ts";
-export * from "./listen.ts";
-export * from "./make_fifo.ts";
-export * from "./printable.ts";
-export * from "./serve_echo.ts";
+export { connect, type ConnectOptions, FifoConn, type ReceiveOptions } from "./connect.ts";
+export { Echoer, type EchoerOptions } from "./echoer.ts";
+export { type FifoAccess, FifoFile, type OpenFifoOptions, PIPE_BUF } from "./fifo_file.ts";
+export {
+  DEFAULT_MAX_MESSAGE,
+  encodeFrame,
+  FrameDecoder,
+  type FrameDecoderOptions,
+  type Framing,
+  FRAMINGS,
+  type MessageCallback,
+} from "./framing.ts";
+export { FifoListener, FifoServerConn, listen, type ListenOptions } from "./listen.ts";
+export { makeFifo, type MakeFifoOptions, removeFifo } from "./make_fifo.ts";
 export type { PlainEngineKind } from "./plain_engine.ts";
+export { printable } from "./printable.ts";
+export {
+  EchoServer,
+  type EchoServerOptions,
+  type EchoServerPaths,
+  type EchoStats,
+  serveEcho,
+} from "./serve_echo.ts";

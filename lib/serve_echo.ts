@@ -141,6 +141,16 @@ function checkDir(dir: string): void {
 /**
  * A running echo server. Stop it with {@linkcode EchoServer.close}, the exit word, or the
  * `signal` option; its FIFOs are removed on every way out.
+ *
+ * Permissions: those of {@linkcode serveEcho}, which makes it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { serveEcho } from "./serve_echo.ts";
+ * const server = await serveEcho({ name: "demo" });
+ * setTimeout(() => server.close(), 10_000);
+ * console.log(await server.finished); // { messages, bytes, clients, sessions, durationMs }
+ * ```
  */
 export class EchoServer implements AsyncDisposable {
   /** The FIFOs it serves. */
