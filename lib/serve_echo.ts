@@ -299,6 +299,19 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
     // Held for the server's whole life: a reader that never reads, so clients can open
     // the input while the engine is between two clients, and a second server sees us.
     anchor = FifoFile.openSync(paths.input, { access: "read", nonblocking: true, uid });
+    // Two servers started at once both saw no live peer; the later one replaced the
+    // earlier one's FIFOs. The earlier one notices here and backs off.
+    for (const [path, info] of created) {
+      let now: Deno.FileInfo | undefined;
+      try {
+        now = Deno.lstatSync(path);
+      } catch { /* removed by the other server */ }
+      if (now?.ino !== info.ino || now?.dev !== info.dev) {
+        throw new Deno.errors.AddrInUse(
+          `Cannot serve on "${path}": another server started on it at the same time`,
+        );
+      }
+    }
   } catch (error) {
     anchor?.close();
     for (const [path, info] of created) removeFifo(path, info);

@@ -181,3 +181,40 @@ export async function startServer(dir: string, args: string[] = [], options: Run
   ]);
   return server;
 }
+
+/** Resident memory of process `pid` in KiB: now (`VmRSS`) and its peak so far (`VmHWM`). */
+export function memoryOf(pid: number): { rss: number; hwm: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const field = (name: string) =>
+    Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1]);
+  return { rss: field("VmRSS"), hwm: field("VmHWM") };
+}
+
+/** Every FIFO under `root`, recursively (for "nothing left behind" checks). */
+export function fifosUnder(root: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    let list: Deno.DirEntry[];
+    try {
+      list = [...Deno.readDirSync(dir)];
+    } catch {
+      return; // vanished or not ours to read
+    }
+    for (const entry of list) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) walk(path);
+      else if (!entry.isFile && !entry.isSymlink && isFifo(path)) found.push(path);
+    }
+  };
+  walk(root);
+  return found.sort();
+}
+
+/** Whether a spawned {@linkcode Proc} is still running (its `done` has not settled). */
+export function isRunning(proc: Proc): Promise<boolean> {
+  // A timer, not a resolved promise: `done` settled long ago still needs a few microtasks.
+  return Promise.race([
+    proc.done.then(() => false, () => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 0)),
+  ]);
+}
