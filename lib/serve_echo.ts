@@ -99,6 +99,7 @@ export interface EchoServerPaths {
   control: string;
 }
 
+const EXIT_EVENTS = ["unload", "error", "unhandledrejection"] as const;
 const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 
 /** Checks the options a server needs, throwing `TypeError` with the offending value. */
@@ -179,8 +180,9 @@ export class EchoServer implements AsyncDisposable {
     const { promise, resolve, reject } = Promise.withResolvers<EchoStats>();
     this.finished = promise;
     this.#settle = { resolve, reject };
-    // Deno.exit() elsewhere in the program still runs this: no FIFO outlives the process.
-    globalThis.addEventListener("unload", this.#removeSync);
+    // Deno.exit() or an uncaught error elsewhere in the program still runs this: no FIFO
+    // outlives the process ("unload" does not fire on an uncaught error).
+    for (const event of EXIT_EVENTS) globalThis.addEventListener(event, this.#removeSync);
   }
 
   /** @internal */
@@ -220,7 +222,7 @@ export class EchoServer implements AsyncDisposable {
       } finally {
         this.#anchor.close();
         this.#removeFifos();
-        globalThis.removeEventListener("unload", this.#removeSync);
+        for (const event of EXIT_EVENTS) globalThis.removeEventListener(event, this.#removeSync);
       }
       const stats = this.stats;
       if (error) this.#settle.reject(error);
