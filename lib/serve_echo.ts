@@ -166,7 +166,8 @@ export class EchoServer implements AsyncDisposable {
   #started = performance.now();
   #closing: Promise<EchoStats> | undefined;
   #settle: { resolve(stats: EchoStats): void; reject(error: Error): void };
-  #removeSync = () => this.#removeFifos();
+  // An error a handler has already dealt with (defaultPrevented) does not end the process.
+  #removeSync = (event: Event) => event.defaultPrevented || this.#removeFifos();
 
   /** @internal Use {@linkcode serveEcho}. */
   constructor(
