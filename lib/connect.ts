@@ -84,7 +84,8 @@ interface Transport {
   window: number;
   write(wire: Uint8Array): Promise<void>;
   reader: FifoFile;
-  close(): void;
+  /** Closes everything; `readerParked` says a read of `reader` is still pending. */
+  close(readerParked: boolean): void;
 }
 
 /**
@@ -257,7 +258,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      this.#transport.close();
+      this.#transport.close(this.#pending !== undefined);
     }
     return Promise.resolve();
   }
@@ -297,7 +298,8 @@ async function connectShared(
     reader: output,
     close() {
       // Our writer leaving is the end of our stream: the server then closes the output,
-      // which also ends a read of ours still pending.
+      // which also ends a read of ours still pending. (Nothing may be written into the
+      // shared output to release it sooner: the next client would read it.)
       input.close();
       output.close();
     },
@@ -425,10 +427,18 @@ async function connectSession(
         return writeRecords(fast, blockingControl, records, ends);
       },
       reader: reply,
-      close() {
+      close(readerParked) {
         try {
           fast.tryWrite(encodeRecord(RecordType.BYE, id, new Uint8Array(0)));
         } catch { /* the server is gone */ }
+        if (readerParked) {
+          // A parked read would keep the process alive if the server never answers: one
+          // byte into our own private reply FIFO releases it (and is never looked at).
+          try {
+            using waker = FifoFile.openSync(replyPath, { access: "write", nonblocking: true, uid });
+            waker.tryWrite(new Uint8Array(1));
+          } catch { /* no reader left: nothing is parked */ }
+        }
         cleanup();
       },
     };
