@@ -116,7 +116,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   #transport: Transport;
   #decoder: FrameDecoder;
   #queue: Uint8Array[] = [];
-  #buffer = new Uint8Array(65536);
+  #buffer: Uint8Array;
   #pending: Promise<void> | undefined;
   #ended = false;
   #error: unknown;
@@ -134,6 +134,8 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
     this.framing = framing;
     this.#transport = transport;
     this.#decoder = new FrameDecoder(framing, { maxMessage: options.maxMessage });
+    // In raw framing a read is a message: never read more than one may hold.
+    this.#buffer = new Uint8Array(framing === "raw" ? Math.min(65536, options.maxMessage) : 65536);
     this.#timeout = options.timeout;
     if (options.early?.length) this.#decode(options.early);
   }
@@ -359,6 +361,28 @@ async function readHandshake(reply: FifoFile, signal: AbortSignal, path: string)
   }
 }
 
+/** Races `promise` against `signal`; a losing promise's later rejection is swallowed. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  promise.catch(() => {});
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([promise, aborted]).finally(() =>
+    signal.removeEventListener("abort", onAbort)
+  );
+}
+
+/** Turns an `AbortSignal.timeout` reason into a `Deno.errors.TimedOut` that says what for. */
+function explainTimeout(error: unknown, timeout: number, what: string): unknown {
+  if (error instanceof DOMException && error.name === "TimeoutError") {
+    return new Deno.errors.TimedOut(`Timed out after ${timeout} ms ${what}`, { cause: error });
+  }
+  return error;
+}
+
 /** Opens a private session: see README "Sessions". */
 async function connectSession(
   dir: string,
@@ -398,28 +422,35 @@ async function connectSession(
     opened.push(placeholder);
     const fast = FifoFile.openSync(controlPath, { access: "write", nonblocking: true, uid });
     opened.push(fast);
-    const hello: Hello = { v: 1, dir: sessionDir, framing };
-    fast.writeAllSync(
-      encodeRecord(RecordType.HELLO, 0, new TextEncoder().encode(JSON.stringify(hello))),
-    );
     const signal = combinedSignal(options, timeout);
-    const reply = await FifoFile.open(replyPath, { access: "read", signal, uid });
+    // Used for the whole session, so bound by the timeout alone, not the connect signal.
+    const blockingControl = async () =>
+      slow ??= await FifoFile.open(controlPath, { access: "write", timeout, uid });
+    const hello: Hello = { v: 1, dir: sessionDir, framing };
+    const request = encodeRecord(
+      RecordType.HELLO,
+      0,
+      new TextEncoder().encode(JSON.stringify(hello)),
+    );
+    // Other clients' requests may fill the request FIFO for a moment: wait (within the
+    // timeout) for room rather than fail.
+    await abortable(writeRecords(fast, blockingControl, request, [request.length]), signal)
+      .catch((error) => {
+        throw explainTimeout(error, timeout, `waiting for room in "${controlPath}"`);
+      });
+    const answered = `waiting for the server to answer on "${controlPath}"`;
+    const reply = await FifoFile.open(replyPath, { access: "read", signal, uid }).catch((error) => {
+      throw explainTimeout(error, timeout, answered);
+    });
     opened.push(reply);
     placeholder.close();
     const { handshake, early } = await readHandshake(reply, signal, replyPath).catch((error) => {
-      if (error instanceof DOMException && error.name === "TimeoutError") {
-        throw new Deno.errors.TimedOut(
-          `Timed out after ${timeout} ms waiting for the server to answer on "${controlPath}"`,
-        );
-      }
-      throw error;
+      throw explainTimeout(error, timeout, answered);
     });
     if ("error" in handshake) {
       throw new Deno.errors.ConnectionRefused(`The server refused the session: ${handshake.error}`);
     }
     const id = handshake.id;
-    const blockingControl = async () =>
-      slow ??= await FifoFile.open(controlPath, { access: "write", timeout, uid });
     const transport: Transport = {
       window: handshake.window,
       write: (wire) => {

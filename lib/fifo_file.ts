@@ -455,7 +455,7 @@ function explainAbort(
   access: FifoAccess,
   timeout: number | undefined,
 ): unknown {
-  if (error instanceof DOMException && error.name === "TimeoutError") {
+  if (timeout !== undefined && error instanceof DOMException && error.name === "TimeoutError") {
     const peer = access === "read" ? "writer" : "reader";
     return new Deno.errors.TimedOut(
       `Timed out after ${timeout} ms waiting for a ${peer} on FIFO "${path}"`,

@@ -87,7 +87,10 @@ export class FrameDecoder {
     this.#streamAbove = options.streamAbove ?? Infinity;
   }
 
-  /** Bytes held back, waiting for the rest of their message. */
+  /**
+   * Bytes of an unfinished message: those held back, plus, for a message being streamed
+   * (`streamAbove`), those still to come.
+   */
   get pending(): number {
     return this.#carried + this.#streaming;
   }
@@ -101,6 +104,7 @@ export class FrameDecoder {
   takeRest(): Uint8Array {
     const rest = this.#carry.slice(0, this.#carried);
     this.#carried = 0;
+    this.#streaming = 0;
     return rest;
   }
 

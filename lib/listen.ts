@@ -148,6 +148,7 @@ export class FifoListener implements AsyncIterable<FifoServerConn>, AsyncDisposa
   #incoming: FifoServerConn[] = [];
   #waiter: PromiseWithResolvers<void> | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   /** @internal Use {@linkcode listen}. */
   constructor(path: string, created: Deno.FileInfo) {
@@ -181,12 +182,14 @@ export class FifoListener implements AsyncIterable<FifoServerConn>, AsyncDisposa
   }
 
   /** Stops accepting, ends every session and removes the request FIFO. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#waiter?.resolve();
-    await this.#hub?.stop();
-    removeFifo(this.path, this.#created);
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      this.#waiter?.resolve();
+      await this.#hub?.stop();
+      removeFifo(this.path, this.#created);
+    })();
+    return this.#closing;
   }
 
   /** Accepts connections until the listener is closed. */
@@ -264,6 +267,7 @@ export async function listen(options: ListenOptions = {}): Promise<FifoListener>
     await listener.close();
     throw error;
   }
-  options.signal?.addEventListener("abort", () => void listener.close(), { once: true });
+  if (options.signal?.aborted) void listener.close();
+  else options.signal?.addEventListener("abort", () => void listener.close(), { once: true });
   return listener;
 }

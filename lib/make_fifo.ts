@@ -1,4 +1,4 @@
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { assertTrustedFifo, untrustedReason } from "./fifo_file.ts";
 import { currentUid } from "./current_uid.ts";
 
@@ -18,14 +18,23 @@ export interface MakeFifoOptions {
    * @default {the current user}
    */
   uid?: number;
+  /**
+   * Runs on the new FIFO under a temporary name in the same directory, before it is
+   * renamed to `path`: open it here and peers never find the path without its owner's
+   * end open (a server that is "there" is a server that is reading).
+   *
+   * @default {undefined}
+   */
+  beforePublish?: (stagingPath: string) => void | Promise<void>;
 }
 
 /**
  * Creates a FIFO of mode `0600` with the `mkfifo` command and verifies what was created.
  *
- * Deno has no `mkfifo` API, hence the subprocess. `mkfifo` itself refuses to follow or
- * overwrite anything already at the path, so a file planted between our check and its
- * creation makes it fail instead of being clobbered.
+ * Deno has no `mkfifo` API, hence the subprocess. The FIFO is made under a fresh temporary
+ * name (`mkfifo` refuses to follow or overwrite anything there), verified, then renamed
+ * into place: a stale FIFO of ours is replaced atomically, and the path never names a
+ * half-made FIFO.
  *
  * Permissions: `--allow-run=mkfifo`, `--allow-read` and `--allow-write` for the path.
  *
@@ -61,10 +70,10 @@ export async function makeFifo(
     if (!options.replace) {
       throw new Deno.errors.AlreadyExists(`Cannot create FIFO "${path}": it already exists`);
     }
-    removeFifo(path, existing);
   }
+  const staging = `${dirname(path)}/.${basename(path)}.${crypto.randomUUID().slice(0, 8)}`;
   const { code, stderr } = await new Deno.Command("mkfifo", {
-    args: ["-m", "0600", "--", path],
+    args: ["-m", "0600", "--", staging],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -73,8 +82,15 @@ export async function makeFifo(
     const reason = new TextDecoder().decode(stderr).trim();
     throw new Error(`Cannot create FIFO "${path}": mkfifo exited with code ${code}: ${reason}`);
   }
-  const created = Deno.lstatSync(path);
-  assertTrustedFifo(path, created, uid);
+  const created = Deno.lstatSync(staging);
+  try {
+    assertTrustedFifo(staging, created, uid);
+    await options.beforePublish?.(staging);
+    Deno.renameSync(staging, path);
+  } catch (error) {
+    removeFifo(staging, created);
+    throw error;
+  }
   return created;
 }
 

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import type { Framing } from "./framing.ts";
-import { FifoFile } from "./fifo_file.ts";
-import { runPlainLoop } from "./plain_loop.ts";
+import { FifoFile, releasePendingOpen } from "./fifo_file.ts";
+import { Blocked, runPlainLoop } from "./plain_loop.ts";
 
 /**
  * Where the plain pair's loop runs: `worker` (blocking calls on a thread of its own, the
@@ -30,7 +30,7 @@ export interface PlainEngineConfig {
   exitWord: string;
   logMessages: boolean;
   uid: number;
-  /** `Int32Array` view: `[0]` stop flag, `[1]` messages so far. */
+  /** `Int32Array` view: `[0]` stop flag, `[1]` what the loop is blocked in (`Blocked`). */
   control: SharedArrayBuffer;
 }
 
@@ -57,6 +57,14 @@ export interface PlainEngineHandlers {
 }
 
 const WAKE_INTERVAL_MS = 20;
+/**
+ * How often a parked input open is nudged. The input has a reader for the server's whole
+ * life (the anchor), so a client can open it, write and leave before the loop parks in
+ * `open()` again; the kernel wakes that open only when the next writer arrives, so those
+ * bytes would wait for the next client. A nudge (a writer that comes and goes) lets the
+ * loop find them within this delay.
+ */
+const NUDGE_INTERVAL_MS = 250;
 
 /**
  * Runs the plain pair's echo loop (on a worker thread or the event loop) and stops it on
@@ -75,6 +83,8 @@ export class PlainEngine {
   #worker: Worker | undefined;
   #flags: Int32Array;
   #stopped: Promise<void>;
+  #nudger: ReturnType<typeof setInterval>;
+  #blocked: Int32Array;
 
   /**
    * Starts the worker.
@@ -113,8 +123,15 @@ export class PlainEngine {
           break;
       }
     };
+    const blocked = new Int32Array(control, 4, 1);
+    this.#blocked = blocked;
+    this.#nudger = setInterval(() => {
+      if (Atomics.load(blocked, 0) === Blocked.OPEN_INPUT) {
+        releasePendingOpen(config.inPath, "read");
+      }
+    }, NUDGE_INTERVAL_MS);
     if (this.kind === "async") {
-      runPlainLoop(config, () => this.#stopping, onEvent).then(
+      runPlainLoop(config, () => this.#stopping, onEvent, blocked).then(
         () => onEvent({ type: "stopped" }),
         (error) => onEvent({ type: "fatal", message: error?.message ?? String(error) }),
       );
@@ -134,29 +151,41 @@ export class PlainEngine {
     return Atomics.load(this.#flags, 0) !== 0;
   }
 
-  /** Stops the worker, waking it from any blocking call, and waits until it is gone. */
+  /** Stops the loop, waking it from any blocking call, and waits until it is gone. */
   async stop(): Promise<void> {
     Atomics.store(this.#flags, 0, 1);
+    clearInterval(this.#nudger);
     let done = false;
     this.#stopped.then(() => done = true);
-    while (!done) {
-      this.#wake();
+    // A loop that is finishing by itself (the exit word) is left alone: waking it could
+    // only disturb replies on their way to a client.
+    for (;;) {
       await Promise.race([this.#stopped, new Promise((r) => setTimeout(r, WAKE_INTERVAL_MS))]);
+      if (done) break;
+      this.#wake(Atomics.load(this.#blocked, 0));
     }
     this.#worker?.terminate();
   }
 
-  #wake(): void {
+  /** Releases the one blocking call the loop is in. */
+  #wake(blocked: number): void {
     const { inPath, outPath, uid } = this.#config;
-    try {
-      // A writer arriving releases a parked open; its byte releases a parked read.
-      using input = FifoFile.openSync(inPath, { access: "write", nonblocking: true, uid });
-      input.tryWrite(new Uint8Array(1));
-    } catch { /* no reader: the worker is not parked on the input */ }
-    try {
-      using output = FifoFile.openSync(outPath, { access: "read", nonblocking: true, uid });
-      const sink = new Uint8Array(65536);
-      while (output.readSync(sink)) { /* drain so a parked write completes */ }
-    } catch { /* gone already */ }
+    if (blocked === Blocked.OPEN_INPUT) releasePendingOpen(inPath, "read");
+    if (blocked === Blocked.OPEN_OUTPUT) releasePendingOpen(outPath, "write");
+    if (blocked === Blocked.READ) {
+      try {
+        // One byte releases a parked read; the loop sees the stop flag and drops it.
+        using input = FifoFile.openSync(inPath, { access: "write", nonblocking: true, uid });
+        input.tryWrite(new Uint8Array(1));
+      } catch { /* the client left meanwhile: the read has returned */ }
+    }
+    if (blocked === Blocked.WRITE) {
+      try {
+        // The client stopped reading: its replies are lost anyway, the server is stopping.
+        using output = FifoFile.openSync(outPath, { access: "read", nonblocking: true, uid });
+        const sink = new Uint8Array(65536);
+        while (output.readSync(sink)) { /* drain so the parked write completes */ }
+      } catch { /* the reader left meanwhile: the write has failed with EPIPE */ }
+    }
   }
 }

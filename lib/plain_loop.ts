@@ -3,24 +3,63 @@
  * logic runs blocking on a worker thread ({@linkcode runPlainLoopSync}) or awaiting on the
  * event loop ({@linkcode runPlainLoop}). Internal.
  *
+ * One client at a time, as in the seed: a cycle starts when a writer opens `NAME.in` and
+ * ends at end of file, when the last writer has gone.
+ *
  * @module
  */
 import { Echoer } from "./echoer.ts";
-import { type FifoAccess, FifoFile } from "./fifo_file.ts";
+import { FifoFile } from "./fifo_file.ts";
 import type { PlainEngineConfig, PlainEngineEvent } from "./plain_engine.ts";
 import { writeStdoutSync } from "./write_stdout.ts";
 
 type Request =
-  | { op: "open"; path: string; access: FifoAccess }
+  | { op: "open-input" }
+  | { op: "open-output" }
   | { op: "read"; file: FifoFile; buffer: Uint8Array }
-  | { op: "write"; file: FifoFile; bytes: Uint8Array };
+  | { op: "open-peeker" }
+  | { op: "peek"; file: FifoFile; buffer: Uint8Array }
+  | { op: "write"; file: FifoFile; bytes: Uint8Array }
+  | { op: "sleep"; ms: number };
 
-type Loop = Generator<Request, void, FifoFile & (number | null)>;
+/** What the driver sends back: a FifoFile, FifoFile | null, number | null or boolean. */
+type Answer = unknown;
+type Loop = Generator<Request, void, Answer>;
+type Config = Omit<PlainEngineConfig, "control">;
+
+/**
+ * What the loop is blocked in, published in shared memory so that the engine wakes only
+ * that call (waking the wrong one would, say, steal replies a client has yet to read).
+ */
+export const Blocked = { NONE: 0, OPEN_INPUT: 1, READ: 2, WRITE: 3, OPEN_OUTPUT: 4 } as const;
+const BLOCKING = {
+  "open-input": Blocked.OPEN_INPUT,
+  "open-output": Blocked.OPEN_OUTPUT,
+  read: Blocked.READ,
+  write: Blocked.WRITE,
+  "open-peeker": Blocked.NONE,
+  peek: Blocked.NONE,
+  sleep: Blocked.NONE,
+} as const;
+
+/** The longest pause between two looks for a reader on `NAME.out` while none is there. */
+const READER_POLL_MAX_MS = 50;
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
 
 function* plainLoop(
-  config: Omit<PlainEngineConfig, "control">,
+  config: Config,
   stopping: () => boolean,
-  emit: (event: PlainEngineEvent) => void,
+  emit: (e: PlainEngineEvent) => void,
 ): Loop {
   const echoer = new Echoer(config.framing, {
     maxMessage: config.maxMessage,
@@ -28,45 +67,114 @@ function* plainLoop(
     logMessages: config.logMessages,
   });
   // One pipe's worth per read; a raw message is one read, so never more than allowed.
-  const buffer = new Uint8Array(
-    config.framing === "raw" ? Math.min(65536, config.maxMessage) : 65536,
-  );
+  const size = config.framing === "raw" ? Math.min(65536, config.maxMessage) : 65536;
+  const buffer = new Uint8Array(size);
+  const side = new Uint8Array(size);
   let clients = 0;
   const report = () =>
     emit({ type: "stats", messages: echoer.messages, bytes: echoer.bytes, clients });
+  const echo = (chunk: Uint8Array) => {
+    const reply = echoer.feed(chunk);
+    if (config.logMessages) {
+      const log = echoer.takeLog();
+      if (log) writeStdoutSync(log);
+    }
+    return reply;
+  };
 
   while (!stopping()) {
-    // Seed order: the input end first (waits for a client's writer), then the output end.
-    // O_RDWR on the output never waits for a reader, so `echo hi > pipe.in` is served too.
-    using input: FifoFile = yield { op: "open", path: config.inPath, access: "read" };
-    if (stopping()) break;
-    using output: FifoFile = yield { op: "open", path: config.outPath, access: "readwrite" };
-    clients++;
+    using input = (yield { op: "open-input" }) as FifoFile;
     echoer.reset();
-    for (;;) {
-      const n: number | null = yield { op: "read", file: input, buffer };
-      if (n === null || stopping()) break;
-      const reply = echoer.feed(buffer.subarray(0, n));
-      if (config.logMessages) {
-        const log = echoer.takeLog();
-        if (log) writeStdoutSync(log);
+    // The output is opened write-only, once a reader is there: we are never a reader of
+    // our own output, so a client that leaves shows up as EPIPE, and its unread replies
+    // die with the pipe instead of greeting the next client.
+    let output: FifoFile | null = null;
+    let readerLeft = false;
+    let peeker: FifoFile | undefined;
+    let dropped = 0;
+    let sawData = false;
+    let ended = false;
+    const count = () => {
+      if (!sawData) clients++;
+      sawData = true;
+    };
+    try {
+      while (!ended && !stopping() && !echoer.failure && !echoer.exitRequested) {
+        if (!output) {
+          // No reader yet (the seed's client opens the output after its first message;
+          // `echo hi > pipe.in` never does), or it left: watch both ends without blocking,
+          // so a client that leaves is seen leaving. Replies wait, within a bound, for a
+          // first reader; once a reader has left, they are dropped until another comes,
+          // never kept for whoever opens the output next.
+          peeker ??= (yield { op: "open-peeker" }) as FifoFile;
+          const held: Uint8Array[] = [];
+          let heldBytes = 0;
+          for (let delay = 1; !stopping();) {
+            output = (yield { op: "open-output" }) as FifoFile | null;
+            if (output) break;
+            const m = (yield { op: "peek", file: peeker, buffer: side }) as number | null;
+            if (m === null) {
+              ended = true;
+              break;
+            }
+            if (m > 0) {
+              count();
+              const reply = echo(side.subarray(0, m));
+              if (readerLeft || heldBytes + reply.length > config.maxMessage + 65536) {
+                dropped += heldBytes + reply.length;
+                held.length = heldBytes = 0;
+              } else if (reply.length) {
+                held.push(reply.slice());
+                heldBytes += reply.length;
+              }
+              if (echoer.failure || echoer.exitRequested) break;
+              delay = 1;
+              continue;
+            }
+            yield { op: "sleep", ms: delay };
+            delay = Math.min(delay * 2, READER_POLL_MAX_MS);
+          }
+          const pending = concat(held);
+          if (!output) dropped += pending.length;
+          else if (pending.length && !(yield { op: "write", file: output, bytes: pending })) {
+            output.close(); // EPIPE: the reader left already
+            output = null;
+            readerLeft = true;
+            dropped += pending.length;
+          }
+          continue;
+        }
+        const n = (yield { op: "read", file: input, buffer }) as number | null;
+        if (n === null) break;
+        count();
+        const reply = echo(buffer.subarray(0, n));
+        if (reply.length && !(yield { op: "write", file: output, bytes: reply })) {
+          output.close(); // EPIPE: the reader left; look for another without blocking
+          output = null;
+          readerLeft = true;
+          dropped += reply.length;
+        }
       }
-      if (reply.length) yield { op: "write", file: output, bytes: reply };
       if (echoer.failure) {
         emit({
           type: "client-error",
           message: `Dropped a client's stream: ${echoer.failure.message}`,
         });
-        // Closing our output end shows the client EOF; its input is drained until it
-        // leaves, so the next client starts on a clean stream.
-        output.close();
+        // Closing our output end shows the client end of file; its input is drained until
+        // it leaves, so the next client starts on a clean stream.
+        output?.close();
         while (!stopping() && (yield { op: "read", file: input, buffer }) !== null) { /* drop */ }
-        break;
       }
-      if (echoer.exitRequested) break;
+    } finally {
+      output?.close();
+      peeker?.close();
     }
-    // Leaving this block closes the output end: once the client has closed its end too,
-    // the pipe and any unread replies die, instead of greeting the next client.
+    if (dropped) {
+      emit({
+        type: "client-error",
+        message: `No reader on "${config.outPath}": dropped ${dropped} bytes of replies`,
+      });
+    }
     report();
     if (echoer.exitRequested) {
       emit({ type: "exit" });
@@ -76,35 +184,78 @@ function* plainLoop(
   report();
 }
 
+/** Opens the output for writing if a reader is there now, else returns `null`. */
+function openOutputSync(path: string, uid: number): FifoFile | null {
+  let probe: FifoFile;
+  try {
+    probe = FifoFile.openSync(path, { access: "write", nonblocking: true, uid });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotConnected) return null;
+    throw error;
+  }
+  // A reader is there, so the blocking open returns at once; its writes then wait for
+  // room instead of failing.
+  using _ = probe;
+  return FifoFile.openSync(path, { access: "write", uid });
+}
+
+function tryWrite(write: () => void): boolean {
+  try {
+    write();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) return false;
+    throw error;
+  }
+}
+
 /**
  * Runs the loop with blocking calls; for a worker thread.
  *
  * @param config What to serve.
  * @param stopping Polled between operations.
  * @param emit Receives the loop's events.
+ * @param blocked Where the loop publishes what it is blocked in (see {@linkcode Blocked}).
  */
 export function runPlainLoopSync(
-  config: Omit<PlainEngineConfig, "control">,
+  config: Config,
   stopping: () => boolean,
   emit: (event: PlainEngineEvent) => void,
+  blocked: Int32Array,
 ): void {
   const loop = plainLoop(config, stopping, emit);
-  const uid = config.uid;
+  const { uid } = config;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
   let step = loop.next();
   while (!step.done) {
     const request = step.value;
+    let answer: unknown;
+    Atomics.store(blocked, 0, BLOCKING[request.op]);
     switch (request.op) {
-      case "open":
-        step = loop.next(FifoFile.openSync(request.path, { access: request.access, uid }) as never);
+      case "open-input":
+        answer = FifoFile.openSync(config.inPath, { access: "read", uid });
+        break;
+      case "open-output":
+        answer = openOutputSync(config.outPath, uid);
         break;
       case "read":
-        step = loop.next(request.file.readSync(request.buffer) as never);
+        answer = request.file.readSync(request.buffer);
+        break;
+      case "open-peeker":
+        answer = FifoFile.openSync(config.inPath, { access: "read", nonblocking: true, uid });
+        break;
+      case "peek":
+        answer = request.file.readSync(request.buffer);
         break;
       case "write":
-        request.file.writeAllSync(request.bytes);
-        step = loop.next(undefined as never);
+        answer = tryWrite(() => request.file.writeAllSync(request.bytes));
+        break;
+      case "sleep":
+        Atomics.wait(nap, 0, 0, request.ms);
         break;
     }
+    Atomics.store(blocked, 0, Blocked.NONE);
+    step = loop.next(answer);
   }
 }
 
@@ -115,30 +266,53 @@ export function runPlainLoopSync(
  * @param config What to serve.
  * @param stopping Polled between operations.
  * @param emit Receives the loop's events.
+ * @param blocked Where the loop publishes what it is blocked in (see {@linkcode Blocked}).
  */
 export async function runPlainLoop(
-  config: Omit<PlainEngineConfig, "control">,
+  config: Config,
   stopping: () => boolean,
   emit: (event: PlainEngineEvent) => void,
+  blocked: Int32Array,
 ): Promise<void> {
   const loop = plainLoop(config, stopping, emit);
-  const uid = config.uid;
+  const { uid } = config;
   let step = loop.next();
   while (!step.done) {
     const request = step.value;
+    let answer: unknown;
+    Atomics.store(blocked, 0, BLOCKING[request.op]);
     switch (request.op) {
-      case "open":
-        step = loop.next(
-          await FifoFile.open(request.path, { access: request.access, uid }) as never,
-        );
+      case "open-input":
+        answer = await FifoFile.open(config.inPath, { access: "read", uid });
+        break;
+      case "open-output":
+        answer = openOutputSync(config.outPath, uid);
         break;
       case "read":
-        step = loop.next(await request.file.read(request.buffer) as never);
+        answer = await request.file.read(request.buffer);
         break;
-      case "write":
-        await request.file.writeAll(request.bytes);
-        step = loop.next(undefined as never);
+      case "open-peeker":
+        answer = FifoFile.openSync(config.inPath, { access: "read", nonblocking: true, uid });
+        break;
+      case "peek":
+        answer = request.file.readSync(request.buffer);
+        break;
+      case "write": {
+        const { file, bytes } = request;
+        try {
+          await file.writeAll(bytes);
+          answer = true;
+        } catch (error) {
+          if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+          answer = false;
+        }
+        break;
+      }
+      case "sleep":
+        await new Promise((resolve) => setTimeout(resolve, request.ms));
         break;
     }
+    Atomics.store(blocked, 0, Blocked.NONE);
+    step = loop.next(answer);
   }
 }

@@ -18,7 +18,12 @@ self.onmessage = (event: MessageEvent<PlainEngineConfig>) => {
   const config = event.data;
   const flags = new Int32Array(config.control);
   try {
-    runPlainLoopSync(config, () => Atomics.load(flags, 0) !== 0, post);
+    runPlainLoopSync(
+      config,
+      () => Atomics.load(flags, 0) !== 0,
+      post,
+      new Int32Array(config.control, 4, 1),
+    );
     post({ type: "stopped" });
   } catch (error) {
     post({ type: "fatal", message: (error as Error)?.message ?? String(error) });

@@ -2,7 +2,7 @@ const strict = new TextDecoder("utf-8", { fatal: true });
 
 function escapeControls(text: string): string {
   // deno-lint-ignore no-control-regex
-  return text.replace(/[\x00-\x1f\x7f\\]/g, (c) => {
+  return text.replace(/[\x00-\x1f\x7f-\x9f\\]/g, (c) => {
     switch (c) {
       case "\n":
         return "\\n";
@@ -12,16 +12,21 @@ function escapeControls(text: string): string {
         return "\\t";
       case "\\":
         return "\\\\";
-      default:
-        return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+      default: {
+        // C1 controls arrive as well-formed UTF-8: \u0085, since \x85 means a raw byte.
+        const code = c.charCodeAt(0);
+        return code < 0x80
+          ? `\\x${code.toString(16).padStart(2, "0")}`
+          : `\\u${code.toString(16).padStart(4, "0")}`;
+      }
     }
   });
 }
 
 /**
- * Renders message bytes as one printable line: UTF-8 text as is, control characters and
- * invalid UTF-8 bytes as backslash escapes (`\n`, `\x00`, `\xff`), so a message can never
- * break or forge a log line.
+ * Renders message bytes as one printable line: UTF-8 text as is, control characters (C0,
+ * DEL, C1) and invalid UTF-8 bytes as backslash escapes (`\n`, `\x00`, `\u0085`, `\xff`),
+ * so a message can never break or forge a log line.
  *
  * @example Usage
  * ```ts

@@ -294,33 +294,24 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
   const created: [string, Deno.FileInfo][] = [];
   let anchor: FifoFile | undefined;
   try {
-    const wanted = [paths.input, paths.output];
-    if (options.sessions ?? true) wanted.push(paths.control);
-    for (const path of wanted) {
-      created.push([path, await makeFifo(path, { replace: true, uid })]);
-    }
+    created.push([paths.output, await makeFifo(paths.output, { replace: true, uid })]);
     // Held for the server's whole life: a reader that never reads, so clients can open
     // the input while the engine is between two clients, and a second server sees us.
-    anchor = FifoFile.openSync(paths.input, { access: "read", nonblocking: true, uid });
-    // Two servers started at once both saw no live peer; the later one replaced the
-    // earlier one's FIFOs. The earlier one notices here and backs off.
-    for (const [path, info] of created) {
-      let now: Deno.FileInfo | undefined;
-      try {
-        now = Deno.lstatSync(path);
-      } catch { /* removed by the other server */ }
-      if (now?.ino !== info.ino || now?.dev !== info.dev) {
-        throw new Deno.errors.AddrInUse(
-          `Cannot serve on "${path}": another server started on it at the same time`,
-        );
-      }
-    }
+    // Opened before the FIFO gets its public name: if the path is there, so is a reader.
+    const input = await makeFifo(paths.input, {
+      replace: true,
+      uid,
+      beforePublish: (staging) => {
+        anchor = FifoFile.openSync(staging, { access: "read", nonblocking: true, uid });
+      },
+    });
+    created.push([paths.input, input]);
   } catch (error) {
     anchor?.close();
     for (const [path, info] of created) removeFifo(path, info);
     throw error;
   }
-  const server = new EchoServer(paths, created, anchor);
+  const server = new EchoServer(paths, created, anchor!);
   const onClientError = options.onClientError ?? ((message: string) => console.error(message));
   const logMessages = options.logMessages ?? false;
   const echoerOptions = { maxMessage, exitWord, logMessages };
@@ -342,15 +333,37 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
       onError: onClientError,
       onFatal: (error) => void server.close(error),
     });
-    hub.sweepLeftovers();
   }
   server.start(engine, hub);
   try {
-    await hub?.start(paths.control);
+    if (hub) {
+      hub.sweepLeftovers();
+      const control = await makeFifo(paths.control, {
+        replace: true,
+        uid,
+        beforePublish: (staging) => hub.start(staging),
+      });
+      created.push([paths.control, control]);
+    }
+    // Two servers started at once both saw no live peer; the later one replaced the
+    // earlier one's FIFOs. The earlier one notices here and backs off.
+    for (const [path, info] of created) {
+      let now: Deno.FileInfo | undefined;
+      try {
+        now = Deno.lstatSync(path);
+      } catch { /* removed by the other server */ }
+      if (now?.ino !== info.ino || now?.dev !== info.dev) {
+        throw new Deno.errors.AddrInUse(
+          `Cannot serve on "${path}": another server started on it at the same time`,
+        );
+      }
+    }
   } catch (error) {
-    await server.close(error as Error);
+    await server.close(error as Error).catch(() => {});
     throw error;
   }
-  options.signal?.addEventListener("abort", () => void server.close(), { once: true });
+  // A signal that fired while we were starting has no listener to tell: check it too.
+  if (options.signal?.aborted) void server.close();
+  else options.signal?.addEventListener("abort", () => void server.close(), { once: true });
   return server;
 }

@@ -11,6 +11,7 @@ import { basename, dirname } from "node:path";
 import { FifoFile } from "./fifo_file.ts";
 import type { Framing } from "./framing.ts";
 import { removeFifo } from "./make_fifo.ts";
+import { printable } from "./printable.ts";
 import {
   type Handshake,
   type Hello,
@@ -18,6 +19,8 @@ import {
   RecordType,
   sessionPrefix,
 } from "./session_protocol.ts";
+
+const encoder = new TextEncoder();
 
 /** One client's session, as the server sees it. */
 export class HubSession {
@@ -116,22 +119,36 @@ export class HubSession {
   }
 
   /**
-   * Ends the session: the client sees end of file on its reply FIFO.
+   * Ends the session: the client sees end of file on its reply FIFO. The hub keeps an eye
+   * on the client until it is gone, then removes whatever it left behind.
    *
    * @param reason Logged through the hub's `onError` when given.
-   * @param removeFiles Also remove the client's FIFOs and directory (it is gone).
    */
-  close(reason?: string, removeFiles = false): void {
+  close(reason?: string): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#reply.close();
-    this.#alive.close();
     this.#queue = [];
     this.#queued = 0;
-    if (removeFiles) {
-      removeSessionDir(this.dir, this.#dirInfo, [this.#reply.info, this.#alive.info]);
-    }
     this.#hub.forget(this, reason);
+  }
+
+  /** @internal Answers a refused client, keeping the reply open until it has gone. */
+  refuse(answer: Uint8Array): void {
+    this.#closed = true;
+    this.#reply.tryWrite(answer);
+  }
+
+  /** @internal The client is gone: remove its files (if still ours) and let go of them. */
+  bury(): void {
+    this.release();
+    removeSessionDir(this.dir, this.#dirInfo, [this.#reply.info, this.#alive.info]);
+  }
+
+  /** @internal Let go of the client's FIFOs without removing them (the hub stops). */
+  release(): void {
+    this.#reply.close();
+    this.#alive.close();
   }
 }
 
@@ -187,6 +204,8 @@ export class SessionHub {
   #handler: SessionHandler;
   #control: FifoFile | undefined;
   #sessions = new Map<number, HubSession>();
+  /** Ended sessions whose client has not gone yet: watched to clean up after it. */
+  #ended = new Set<HubSession>();
   #nextId = (crypto.getRandomValues(new Uint32Array(1))[0] & 0x7fffffff) + 1;
   #stopping = false;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -238,8 +257,14 @@ export class SessionHub {
 
   async #readLoop(control: FifoFile): Promise<void> {
     const buffer = new Uint8Array(READ_SIZE);
-    const onRecord = (type: number, id: number, payload: Uint8Array) =>
-      this.#onRecord(type, id, payload);
+    const onRecord = (type: number, id: number, payload: Uint8Array) => {
+      try {
+        this.#onRecord(type, id, payload);
+      } catch (error) {
+        // One client's bad request must not end the loop that serves every client.
+        this.#handler.onError(`Ignored a request that failed: ${(error as Error).message}`);
+      }
+    };
     while (!this.#stopping) {
       const n = await control.read(buffer);
       if (n === null || this.#stopping) break;
@@ -262,18 +287,25 @@ export class SessionHub {
   }
 
   #accept(payload: Uint8Array): void {
-    let hello: Hello;
+    let hello: Partial<Hello>;
     try {
       hello = JSON.parse(new TextDecoder().decode(payload));
     } catch {
       this.#handler.onError("Refused a session: its request is not JSON");
       return;
     }
-    const dir = typeof hello?.dir === "string" ? hello.dir : "";
+    if (typeof hello !== "object" || hello === null || typeof hello.dir !== "string") {
+      this.#handler.onError("Refused a session: its request names no directory");
+      return;
+    }
+    const dir = hello.dir;
     const options = this.#options;
+    // The client's strings go through printable(): a newline in them cannot forge a line.
     const refuse = (reason: string) =>
-      this.#handler.onError(`Refused a session for "${dir}": ${reason}`);
-    if (hello.v !== 1) return refuse(`unknown protocol version "${hello.v}"`);
+      this.#handler.onError(`Refused a session for "${printable(encoder.encode(dir))}": ${reason}`);
+    if (hello.v !== 1) {
+      return refuse(`unknown protocol version ${printable(encoder.encode(String(hello.v)))}`);
+    }
     if (dirname(dir) !== options.dir || !basename(dir).startsWith(sessionPrefix(options.name))) {
       return refuse(`it is not a session directory of "${options.dir}/${options.name}"`);
     }
@@ -306,21 +338,25 @@ export class SessionHub {
       reply?.close();
       return refuse((error as Error).message);
     }
-    const handshake = (answer: Handshake) =>
-      reply.tryWrite(new TextEncoder().encode(JSON.stringify(answer) + "\n"));
+    const encode = (answer: Handshake) => new TextEncoder().encode(JSON.stringify(answer) + "\n");
     if (hello.framing !== options.framing || this.#stopping) {
       const error = this.#stopping
         ? "the server is stopping"
-        : `framing mismatch: the server uses "${options.framing}", the client "${hello.framing}"`;
-      handshake({ v: 1, error });
-      reply.close();
-      alive.close();
+        : `framing mismatch: the server uses "${options.framing}", the client "${
+          printable(encoder.encode(String(hello.framing)))
+        }"`;
+      // The reply stays open until the client has gone: a client whose blocking open of
+      // it comes after our answer still finds a writer, and reads why.
+      const refused = new HubSession(this, 0, dir, dirInfo, reply, alive);
+      refused.refuse(encode({ v: 1, error }));
+      if (this.#stopping) refused.release();
+      else this.#ended.add(refused);
       return refuse(error);
     }
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
     const session = new HubSession(this, id, dir, dirInfo, reply, alive);
-    handshake({ v: 1, id, window: this.window });
+    reply.tryWrite(encode({ v: 1, id, window: this.window }));
     this.#sessions.set(id, session);
     this.#opened++;
     this.#handler.onOpen(session);
@@ -330,6 +366,8 @@ export class SessionHub {
   forget(session: HubSession, reason?: string): void {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
+    if (this.#stopping) session.release();
+    else this.#ended.add(session);
     if (reason) this.#handler.onError(reason);
     this.#handler.onClose(session);
   }
@@ -340,17 +378,28 @@ export class SessionHub {
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
       let waiting = false;
+      let before = 0;
+      let after = 0;
       for (const session of this.#sessions.values()) {
-        if (session.queued && session.flush()) waiting = true;
+        if (!session.queued) continue;
+        before += session.queued;
+        if (session.flush()) waiting = true;
+        after += session.queued;
       }
-      this.#flushDelay = waiting ? Math.min(this.#flushDelay * 2, 16) : 1;
+      // Back off only while no client reads; one that does gets its next pipe-full at once.
+      this.#flushDelay = after < before ? 1 : Math.min(this.#flushDelay * 2, 16);
       if (waiting) this.scheduleFlush();
     }, this.#flushDelay);
   }
 
   #checkLiveness(): void {
     for (const session of [...this.#sessions.values()]) {
-      if (!session.isAlive()) session.close(undefined, true);
+      if (!session.isAlive()) session.close();
+    }
+    for (const session of this.#ended) {
+      if (session.isAlive()) continue;
+      this.#ended.delete(session);
+      session.bury();
     }
   }
 
@@ -398,6 +447,8 @@ export class SessionHub {
     clearInterval(this.#livenessTimer);
     clearTimeout(this.#flushTimer);
     for (const session of [...this.#sessions.values()]) session.close();
+    for (const session of this.#ended) session.release();
+    this.#ended.clear();
     // We hold the request FIFO's write end too: one byte releases our own parked read.
     this.#control?.writeAllSync(new Uint8Array(1));
     await this.#loop;

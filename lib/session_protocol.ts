@@ -96,8 +96,9 @@ export type RecordCallback = (type: number, id: number, payload: Uint8Array) => 
  * records (a stray `echo hi > NAME.ctl`), which are dropped.
  *
  * Every record is one atomic write and a read of at least the pipe's capacity takes all
- * that is buffered, so a read never ends inside a record: anything that does not parse is
- * dropped to the end of the read, and the next read starts clean on a record again.
+ * that is buffered, so a read never ends inside a record. Bytes that do not parse are
+ * skipped up to the next place where a whole record does, so garbage written between two
+ * clients' records costs neither of them anything.
  *
  * @param chunk One read, of a buffer of at least the pipe's capacity.
  * @param onRecord Called per record, in order.
@@ -105,19 +106,25 @@ export type RecordCallback = (type: number, id: number, payload: Uint8Array) => 
  */
 export function parseRecords(chunk: Uint8Array, onRecord: RecordCallback): number {
   const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  let at = 0;
-  while (at < chunk.length) {
-    if (chunk.length - at < HEADER_SIZE) return chunk.length - at;
+  const recordAt = (at: number) => {
+    if (chunk.length - at < HEADER_SIZE) return -1;
     const length = view.getUint16(at + 8);
     const end = at + HEADER_SIZE + length;
-    if (
-      view.getUint16(at) !== MAGIC || view.getUint8(at + 3) !== 0 ||
-      view.getUint16(at + 10) !== 0 || length > MAX_RECORD_PAYLOAD || end > chunk.length
-    ) {
-      return chunk.length - at;
+    const valid = view.getUint16(at) === MAGIC && view.getUint8(at + 3) === 0 &&
+      view.getUint16(at + 10) === 0 && length <= MAX_RECORD_PAYLOAD && end <= chunk.length;
+    return valid ? end : -1;
+  };
+  let dropped = 0;
+  let at = 0;
+  while (at < chunk.length) {
+    const end = recordAt(at);
+    if (end < 0) {
+      dropped++;
+      at++;
+      continue;
     }
     onRecord(view.getUint8(at + 2), view.getUint32(at + 4), chunk.subarray(at + HEADER_SIZE, end));
     at = end;
   }
-  return 0;
+  return dropped;
 }
