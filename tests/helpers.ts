@@ -5,6 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { hasReader } from "../lib/fifo_file.ts";
 
 /** Absolute path of a file in the project. */
 export function projectPath(path: string): string {
@@ -172,7 +173,8 @@ export async function startServer(dir: string, args: string[] = [], options: Run
   const server = runCli("server.ts", dir, ["--quiet", ...args], options);
   const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "pipe";
   const sessions = !args.includes("--no-sessions");
-  const ready = `${dir}/${name}.${sessions ? "ctl" : "out"}`;
+  // The last FIFO the server publishes; each appears only once the server reads it.
+  const ready = `${dir}/${name}.${sessions ? "ctl" : "in"}`;
   await Promise.race([
     waitUntil(() => isFifo(ready), 15_000, `the server's ${ready}`),
     server.done.then((r) => {
@@ -227,4 +229,25 @@ export function isRunning(proc: Proc): Promise<boolean> {
     proc.done.then(() => false, () => false),
     new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 0)),
   ]);
+}
+
+/**
+ * {@linkcode startServer}, then waits until the server really reads its FIFOs: `NAME.ctl`
+ * (or `NAME.in` with `--no-sessions`) exists a moment before the server opens it.
+ */
+export async function startServerReady(
+  dir: string,
+  args: string[] = [],
+  options: RunOptions = {},
+): Promise<Proc> {
+  const server = await startServer(dir, args, options);
+  const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "pipe";
+  const path = `${dir}/${name}.${args.includes("--no-sessions") ? "in" : "ctl"}`;
+  try {
+    await waitUntil(() => hasReader(path), 15_000, `a reader on ${path}`);
+  } catch (error) {
+    await server[Symbol.asyncDispose]();
+    throw error;
+  }
+  return server;
 }

@@ -1,0 +1,494 @@
+/**
+ * Sessions end to end: many client processes against one server, idle crowds, killed
+ * clients, refused requests, framing mismatch, the plain-pair fallback, stopping, the
+ * library's listen()/connect(), and garbage on the request FIFO.
+ *
+ * Every test works in its own private directory and ends by itself (subprocess deadlines,
+ * polling with time limits). The heavy variants are in stress_test.ts.
+ *
+ * @module
+ */
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
+import { closeSync, constants, openSync, readSync, writeSync } from "node:fs";
+import { connect } from "../lib/connect.ts";
+import { listen } from "../lib/listen.ts";
+import { encodeRecord, RecordType } from "../lib/session_protocol.ts";
+import { entries, isFifo, runCli, spawn, startServer, tempDir, waitUntil } from "./helpers.ts";
+import {
+  echoScenario,
+  idleScenario,
+  runDriver,
+  serverFiles,
+  startSessionServer,
+  stoppedLine,
+  stopServer,
+  summaryOf,
+} from "./session_driver.ts";
+
+/** Escapes `text` for use inside a RegExp. */
+const text = (bytes: Uint8Array | null) => bytes === null ? null : new TextDecoder().decode(bytes);
+
+Deno.test("8 client processes x 200 random lines (0 B to 256 KiB) each get exactly their own echoes", async () => {
+  const summaries = await echoScenario({
+    framing: "lines",
+    clients: 8,
+    count: 200,
+    dist: "uniform",
+  });
+  assertEquals(summaries.length, 8);
+});
+
+Deno.test("8 client processes x 200 random binary length-framed messages each get exactly their own echoes", async () => {
+  // Log-uniform sizes: every size class (the edge sizes come first in every client), at a
+  // fraction of the volume; the stress test sends uniform sizes.
+  const summaries = await echoScenario({
+    framing: "length",
+    clients: 8,
+    count: 200,
+    dist: "log",
+  });
+  assertEquals(summaries.length, 8);
+});
+
+Deno.test("300 idle sessions in one process plus one active one: 100 round trips, then nothing left", async () => {
+  const summary = await idleScenario({ idle: 300, rounds: 100, checkIdle: true });
+  assertEquals(summary.idle, 300);
+});
+
+Deno.test("SIGKILL a quarter of the clients mid-stream: the rest finish byte-exact, the server stops cleanly", async () => {
+  // Whether the killed clients' session directories are removed is checked by the next
+  // test, which is ignored for a bug (see there); here they are tolerated.
+  const summaries = await echoScenario({
+    framing: "lines",
+    clients: 8,
+    kill: 2,
+    count: 150,
+    dist: "uniform",
+  });
+  assertEquals(summaries.length, 6);
+});
+
+Deno.test({
+  name:
+    "SIGKILL a quarter of the clients mid-stream: nothing of theirs is left once the server noticed",
+  // Regression (fixed): lib/session_hub.ts HubSession.send()/flush() close a session whose reply write
+  // fails (EPIPE: the client died with replies in flight) with removeFiles=false, and
+  // close() drops it from the liveness poll, so its directory and FIFOs are never removed.
+  async fn() {
+    await echoScenario({
+      framing: "lines",
+      clients: 8,
+      kill: 2,
+      count: 150,
+      dist: "uniform",
+      checkLeftovers: true,
+    });
+  },
+});
+
+Deno.test("a client killed while idle: the server notices and removes its session directory", async () => {
+  using tmp = tempDir();
+  await using server = await startSessionServer(tmp.path);
+  // A 1-byte message: its echo fits in the reply FIFO, nothing stays queued.
+  await using idler = runDriver(tmp.path, "stall", ["--size", "1"]);
+  await waitUntil(() => idler.stdout().includes(`"stalled":true`), 15_000, "the client");
+  assertEquals(entries(tmp.path).length, 4);
+  idler.child.kill("SIGKILL");
+  assertEquals((await idler.done).signal, "SIGKILL");
+  // The server polls liveness every 250 ms.
+  await waitUntil(
+    () => JSON.stringify(entries(tmp.path)) === JSON.stringify(serverFiles()),
+    5000,
+    `the session directory to be removed (${entries(tmp.path).join(" ")})`,
+  );
+  assert((await stopServer(server)).startsWith(stoppedLine(1, 1, 1, 1)));
+  assertEquals(entries(tmp.path), []);
+});
+
+Deno.test({
+  name: "a client killed with replies in flight leaves no session directory (minimal repro)",
+  // Regression (fixed): lib/session_hub.ts HubSession.flush() (and send()) catch the BrokenPipe of a
+  // dead client's reply FIFO and call this.close(reason) without removeFiles; close()
+  // removes the session from the hub, so #checkLiveness never sees its `alive` EOF and
+  // removeSessionDir() is never called. The directory stays until a server restarts.
+  async fn() {
+    using tmp = tempDir();
+    await using server = await startSessionServer(tmp.path);
+    // 512 KiB echo, never read: the server keeps retrying the full reply FIFO.
+    await using staller = runDriver(tmp.path, "stall", ["--size", String(512 * 1024)]);
+    await waitUntil(() => staller.stdout().includes(`"stalled":true`), 15_000, "the staller");
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the server has queued
+    staller.child.kill("SIGKILL");
+    await staller.done;
+    await waitUntil(
+      () => JSON.stringify(entries(tmp.path)) === JSON.stringify(serverFiles()),
+      3000,
+      `the killed client's session directory to be removed (${entries(tmp.path).join(" ")})`,
+    );
+    await stopServer(server);
+    assertEquals(entries(tmp.path), []);
+  },
+});
+
+Deno.test({
+  name: "connect() waits (within its timeout) while the shared request FIFO is full",
+  // Regression (fixed): lib/connect.ts connectSession() sends its HELLO with
+  // `fast.writeAllSync(encodeRecord(RecordType.HELLO, …))` on the O_NONBLOCK end of
+  // NAME.ctl; when other clients' DATA records fill that pipe (64 KiB) it throws
+  // WouldBlock `FIFO "…/NAME.ctl" is full` and the client exits 1 at once. DATA records
+  // fall back to a blocking end (writeRecords); the HELLO should too.
+  async fn() {
+    using tmp = tempDir();
+    const ctl = `${tmp.path}/pipe.ctl`;
+    await using server = await startSessionServer(tmp.path);
+    server.child.kill("SIGSTOP"); // nobody reads NAME.ctl for a moment: it fills up
+    // (startSessionServer waited for the server to hold NAME.ctl open.)
+    const fd = openSync(ctl, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      // DATA records for session 0, which never exists: the server ignores them.
+      const record = encodeRecord(RecordType.DATA, 0, new Uint8Array(4084));
+      for (;;) {
+        try {
+          writeSync(fd, record);
+        } catch {
+          break; // EAGAIN: full
+        }
+      }
+      const client = runCli("client.ts", tmp.path, ["--send", "hi", "--timeout", "10000"]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      server.child.kill("SIGCONT");
+      const result = await client.done;
+      assertEquals([result.code, result.stdout, result.stderr], [0, "hi\n", ""]);
+    } finally {
+      closeSync(fd);
+      server.child.kill("SIGCONT");
+    }
+    await stopServer(server);
+    assertEquals(entries(tmp.path), []);
+  },
+});
+
+/** Makes FIFOs with `mkfifo -m MODE`. */
+async function mkfifo(mode: string, ...paths: string[]): Promise<void> {
+  const { code } = await new Deno.Command("mkfifo", { args: ["-m", mode, "--", ...paths] })
+    .output();
+  assertEquals(code, 0);
+}
+
+/** What lstat says of everything under `root`, and the contents of its regular files. */
+function snapshot(root: string): string {
+  const out: string[] = [];
+  const walk = (path: string) => {
+    const i = Deno.lstatSync(path);
+    out.push(
+      `${path} ino=${i.ino} mode=${i.mode?.toString(8)} uid=${i.uid} size=${i.size} ` +
+        `nlink=${i.nlink} mtime=${i.mtime?.getTime()} ctime=${i.ctime?.getTime()}`,
+    );
+    if (i.isFile) out.push(`  content=${Deno.readTextFileSync(path)}`);
+    if (i.isSymlink) out.push(`  target=${Deno.readLinkSync(path)}`);
+    if (i.isDirectory) {
+      for (const name of entries(path)) walk(`${path}/${name}`);
+    }
+  };
+  walk(root);
+  return out.join("\n");
+}
+
+/** Writes one HELLO naming `dir` on the request FIFO, as a client would. */
+function sendHello(control: string, dir: string, framing = "lines"): void {
+  const payload = new TextEncoder().encode(JSON.stringify({ v: 1, dir, framing }));
+  using file = Deno.openSync(control, { write: true });
+  assertEquals(file.writeSync(encodeRecord(RecordType.HELLO, 0, payload)), 12 + payload.length);
+}
+
+Deno.test("HELLOs naming a symlink, a file, a foreign dir, a 0644 reply FIFO or a 0755 dir are refused and nothing is touched", async () => {
+  using tmp = tempDir();
+  using outside = tempDir();
+  const dir = tmp.path;
+  const ctl = `${dir}/pipe.ctl`;
+  await using server = await startSessionServer(dir);
+
+  // Planted after the server started, so its sweep of leftovers never saw them.
+  const real = `${outside.path}/pipe.session-real`; // a perfect session dir, elsewhere
+  const symlink = `${dir}/pipe.session-symlink`;
+  const file = `${dir}/pipe.session-file`;
+  const foreign = `${outside.path}/pipe.session-foreign`;
+  const loose = `${dir}/pipe.session-loose`; // reply FIFO 0644
+  const open = `${dir}/pipe.session-open`; // dir 0755
+  for (const d of [real, foreign, loose, open]) Deno.mkdirSync(d, { mode: 0o700 });
+  Deno.chmodSync(open, 0o755);
+  // (Deno.symlinkSync needs unscoped --allow-write.)
+  assertEquals((await new Deno.Command("ln", { args: ["-s", real, symlink] }).output()).code, 0);
+  Deno.writeTextFileSync(file, "not a directory\n", { mode: 0o600 });
+  await mkfifo(
+    "0600",
+    `${real}/reply`,
+    `${real}/alive`,
+    `${foreign}/reply`,
+    `${foreign}/alive`,
+    `${loose}/alive`,
+    `${open}/reply`,
+    `${open}/alive`,
+  );
+  await mkfifo("0644", `${loose}/reply`);
+  // Hold every FIFO open as a live client would (O_RDWR never waits): were a check missing,
+  // the server's non-blocking opens would succeed and its handshake would show up here.
+  const fds = [real, foreign, loose, open].flatMap((d) =>
+    ["reply", "alive"].map((f) => openSync(`${d}/${f}`, constants.O_RDWR | constants.O_NONBLOCK))
+  );
+  try {
+    const planted = [symlink, file, loose, open, outside.path];
+    const before = planted.map(snapshot);
+    const expected = [
+      `Refused a session for "${symlink}": it is a symlink`,
+      `Refused a session for "${file}": it is not a directory`,
+      `Refused a session for "${foreign}": it is not a session directory of "${dir}/pipe"`,
+      `Refused a session for "${loose}": Cannot use FIFO "${loose}/reply": ` +
+      `its mode 0644 lets other users in (expected 0600)`,
+      `Refused a session for "${open}": its mode 755 is not 0700`,
+    ];
+    for (const target of [symlink, file, foreign, loose, open]) sendHello(ctl, target);
+    await waitUntil(
+      () => expected.every((line) => server.stderr().includes(line)),
+      10_000,
+      `the refusals in the server's stderr:\n${server.stderr()}`,
+    );
+    assertEquals(
+      server.stderr().split("\n").filter((l: string) => l.startsWith("Refused a session")),
+      expected,
+    );
+
+    // The server keeps serving.
+    const client = await runCli("client.ts", dir, ["--send", "still serving"]).done;
+    assertEquals([client.code, client.stdout, client.stderr], [0, "still serving\n", ""]);
+
+    // Nothing was written to, opened for good, chmodded or removed.
+    assertEquals(planted.map(snapshot), before);
+    for (const fd of fds) {
+      let n: number | string;
+      try {
+        n = readSync(fd, new Uint8Array(1));
+      } catch (error) {
+        n = (error as { code?: string }).code ?? String(error);
+      }
+      assertEquals(n, "EAGAIN");
+    }
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+  assertMatch(await stopServer(server), /^server stopped: 1 message, 13 bytes, 1 client/);
+  assertEquals(entries(dir), [
+    "pipe.session-file",
+    "pipe.session-loose",
+    "pipe.session-open",
+    "pipe.session-symlink",
+  ]);
+  assertEquals(entries(outside.path), ["pipe.session-foreign", "pipe.session-real"]);
+});
+
+Deno.test("framing mismatch: a length client against a lines server exits 1 with an error, no hang", async () => {
+  using tmp = tempDir();
+  await using server = await startSessionServer(tmp.path);
+  const client = await runCli("client.ts", tmp.path, [
+    "--framing",
+    "length",
+    "--send",
+    "hi",
+    "--timeout",
+    "2000",
+  ], { deadline: 15_000 }).done;
+  assertEquals(client.code, 1);
+  assertEquals(client.stdout, "");
+  assertEquals(
+    client.stderr,
+    `error: The server refused the session: framing mismatch: the server uses ` +
+      `"lines", the client "length"\n`,
+  );
+  assertEquals(entries(tmp.path), serverFiles());
+  assertMatch(
+    server.stderr(),
+    /^Refused a session for ".*": framing mismatch: the server uses "lines", the client "length"\n$/,
+  );
+  assertMatch(await stopServer(server), /^server stopped: 0 messages, 0 bytes, 0 clients/);
+  assertEquals(entries(tmp.path), []);
+});
+
+Deno.test({
+  name: "framing mismatch: every refused client is told why, at once",
+  // Regression (fixed): lib/connect.ts connectSession() writes the HELLO and only then does a blocking
+  // `FifoFile.open(replyPath, { access: "read", signal })`. On a refusal (framing mismatch,
+  // "the server is stopping") lib/session_hub.ts #accept() opens `reply`, writes the error
+  // handshake and closes it at once; when that happens before the client's blocking open
+  // reaches the kernel, the open waits for a writer that never comes (a FIFO read open waits
+  // for a *new* writer even with data buffered): the client times out after --timeout with
+  // `Timed out after undefined ms waiting for a writer on FIFO ".../reply"` (also note
+  // "undefined": `timeout` is not passed to that open) instead of the refusal. Measured:
+  // 12 of 20 refused clients. Fix: read the handshake on the non-blocking `placeholder`
+  // (already open) and open the blocking reader only after an accepting handshake, or start
+  // the blocking open before writing the HELLO.
+  async fn() {
+    using tmp = tempDir();
+    await using server = await startSessionServer(tmp.path);
+    const expected = `error: The server refused the session: framing mismatch: the server uses ` +
+      `"lines", the client "length"\n`;
+    for (let i = 0; i < 10; i++) {
+      const client = await runCli("client.ts", tmp.path, [
+        "--framing",
+        "length",
+        "--send",
+        "hi",
+        "--timeout",
+        "1000",
+      ]).done;
+      assertEquals([client.code, client.stderr], [1, expected]);
+    }
+    await stopServer(server);
+    assertEquals(entries(tmp.path), []);
+  },
+});
+
+Deno.test("fallback: the client uses the plain pair of a --no-sessions server, and --shared forces it", async () => {
+  using tmp = tempDir();
+  {
+    await using server = await startServer(tmp.path, ["--no-sessions"]);
+    assertEquals(entries(tmp.path), ["pipe.in", "pipe.out"]);
+    const client = await runCli("client.ts", tmp.path, ["--send", "plain"]).done;
+    assertEquals([client.code, client.stdout, client.stderr], [0, "plain\n", ""]);
+    assert((await stopServer(server)).startsWith(stoppedLine(1, 5, 1, 0)));
+    assertEquals(entries(tmp.path), []);
+  }
+  {
+    await using server = await startSessionServer(tmp.path);
+    const shared = await runCli("client.ts", tmp.path, ["--shared", "--send", "shared"]).done;
+    assertEquals([shared.code, shared.stdout, shared.stderr], [0, "shared\n", ""]);
+    const session = await runCli("client.ts", tmp.path, ["--send", "session"]).done;
+    assertEquals([session.code, session.stdout, session.stderr], [0, "session\n", ""]);
+    // 2 clients, 1 of them in a session: --shared took the plain pair.
+    assert((await stopServer(server)).startsWith(stoppedLine(2, 13, 2, 1)));
+    assertEquals(entries(tmp.path), []);
+  }
+});
+
+Deno.test("the exit word over a session stops the server", async () => {
+  using tmp = tempDir();
+  await using server = await startSessionServer(tmp.path);
+  const client = await runCli("client.ts", tmp.path, ["--count", "2", "--interval", "0"]).done;
+  assertEquals(client.code, 0, client.stderr);
+  assertEquals(
+    client.stdout,
+    "sent msg: msg 1\nreceived msg: msg 1\nsent msg: msg 2\nreceived msg: msg 2\n",
+  );
+  const stopped = await server.done;
+  assertEquals(stopped.code, 0, stopped.stderr);
+  assert(stopped.stdout.startsWith(stoppedLine(2, 10, 1, 1)), stopped.stdout);
+  assertEquals(entries(tmp.path), []);
+});
+
+Deno.test("SIGTERM with session clients connected: they exit 1 with a clear error, the server 0, nothing left", async () => {
+  using tmp = tempDir();
+  await using server = await startSessionServer(tmp.path);
+  const clients = [0, 1, 2].map(() =>
+    runCli("client.ts", tmp.path, ["--count", "100000", "--interval", "20", "--no-exit"])
+  );
+  try {
+    for (const client of clients) {
+      await waitUntil(() => client.stdout().includes("received msg: msg 2\n"), 15_000, "echoes");
+    }
+    assertMatch(await stopServer(server), /^server stopped: .*, 3 clients \(3 in sessions\)/);
+    for (const client of clients) {
+      const { code, stderr } = await client.done;
+      assertEquals(code, 1);
+      assertMatch(
+        stderr,
+        /^error: (The server closed the connection|Cannot write FIFO ".*\/pipe\.ctl": no reader)\n$/,
+      );
+    }
+    assertEquals(entries(tmp.path), []);
+  } finally {
+    for (const client of clients) await client[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("listen()/connect() in-process: an upper-casing server, closed by its AbortSignal", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  const controller = new AbortController();
+  const listener = await listen({ dir, name: "upper", signal: controller.signal });
+  assertEquals(listener.path, `${dir}/upper.ctl`);
+  let served = 0;
+  const server = (async () => {
+    const tasks: Promise<void>[] = [];
+    for await (const conn of listener) {
+      served++;
+      tasks.push((async () => {
+        for await (const message of conn) conn.send(text(message)!.toUpperCase());
+      })());
+    }
+    await Promise.all(tasks);
+  })();
+
+  // One client comes and goes: its server side sees the end of its stream.
+  {
+    await using conn = await connect({ dir, name: "upper", mode: "session" });
+    await conn.send("first");
+    assertEquals(text(await conn.receive()), "FIRST");
+  }
+  const conn = await connect({ dir, name: "upper" }); // auto: a session
+  assertEquals(conn.mode, "session");
+  const long = "abc".repeat(100_000); // 300 KB: several records, several pipe fulls
+  for (const message of ["hello", "", "Mixed Case 123", long]) {
+    await conn.send(message);
+    assertEquals(text(await conn.receive()), message.toUpperCase());
+  }
+  // Pipelined: all sent before any is received.
+  const many = Array.from({ length: 50 }, (_, i) => `message ${i}`);
+  for (const message of many) await conn.send(message);
+  for (const message of many) assertEquals(text(await conn.receive()), message.toUpperCase());
+
+  controller.abort();
+  await server; // the listener ended, and every connection's stream with it
+  assertEquals(served, 2);
+  assertEquals(await conn.receive({ timeout: 5000 }), null);
+  await waitUntil(() => !isFifo(listener.path), 5000, "the listener to remove upper.ctl");
+  await conn.close();
+  assertEquals(entries(dir), []);
+});
+
+Deno.test({
+  name: "listen(): close() called again while closing waits for the first close",
+  // Regression (fixed): lib/listen.ts FifoListener.close() returns at once when #closed is already set,
+  // so after an abort (which calls close() without awaiting it) `await listener.close()`
+  // resolves before the hub has stopped and before DIR/NAME.ctl is removed.
+  async fn() {
+    using tmp = tempDir();
+    const controller = new AbortController();
+    const listener = await listen({ dir: tmp.path, name: "twice", signal: controller.signal });
+    controller.abort();
+    await listener.close();
+    assertEquals(entries(tmp.path), []);
+  },
+});
+
+Deno.test("garbage on NAME.ctl is dropped with one log line and sessions keep working", async () => {
+  using tmp = tempDir();
+  const ctl = `${tmp.path}/pipe.ctl`;
+  await using server = await startSessionServer(tmp.path);
+  const before = await runCli("client.ts", tmp.path, ["--send", "before"]).done;
+  assertEquals([before.code, before.stdout], [0, "before\n"]);
+  const echo = await spawn("sh", ["-c", 'echo hi > "$1"', "sh", ctl]).done;
+  assertEquals(echo.code, 0);
+  const dropped = "Dropped 3 bytes on the request FIFO that are not records\n";
+  await waitUntil(() => server.stderr().includes(dropped), 5000, "the log line");
+  const after = await runCli("client.ts", tmp.path, ["--send", "after"]).done;
+  assertEquals([after.code, after.stdout, after.stderr], [0, "after\n", ""]);
+  const driver = await runDriver(tmp.path, "echo", ["--count", "20", "--dist", "log"]).done;
+  assertEquals(driver.code, 0, driver.stderr);
+  assertEquals(summaryOf(driver.stdout).messages, 20);
+  assertEquals(server.stderr(), dropped);
+  assertMatch(await stopServer(server), /^server stopped: 22 messages, .*, 3 clients \(3 in/);
+  assertEquals(entries(tmp.path), []);
+});
