@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { connect } from "../lib/connect.ts";
 import { FifoFile } from "../lib/fifo_file.ts";
 
@@ -23,6 +23,16 @@ export function message(size: number): Uint8Array {
   for (let i = 0; i < size - 1; i++) bytes[i] = 97 + (i % 26);
   bytes[size - 1] = 0x0a;
   return bytes;
+}
+
+/**
+ * The unit a streamed workload repeats, one write's worth: a `pipelined` message, or a
+ * `bulk` chunk (with its 4-byte header in `length` framing).
+ */
+export function streamUnit(mode: "pipelined" | "bulk", size: number, framing: string): Uint8Array {
+  const unit = message(size);
+  if (mode === "bulk" && framing === "length") new DataView(unit.buffer).setUint32(0, size - 4);
+  return unit;
 }
 
 function fail(text: string): never {
@@ -47,14 +57,16 @@ function pingpong(inPath: string, outPath: string, count: number, size: number) 
   for (let i = 0; i < count; i++) {
     output.writeAllSync(sent);
     readExactly(input, back, size);
+    for (let j = 0; j < size; j++) if (back[j] !== sent[j]) fail(`echo ${i} differs`);
   }
   const ms = performance.now() - start;
-  for (let i = 0; i < size; i++) if (back[i] !== sent[i]) fail("echo differs");
   return { ops: count, bytes: count * size, ms };
 }
 
 async function viaConn(inPath: string, count: number, size: number) {
-  await using conn = await connect({ dir: dirname(inPath), name: "bench", mode: "shared" });
+  // The server's name is the input FIFO's, less ".in": DIR/NAME.in.
+  const name = basename(inPath).replace(/\.in$/, "");
+  await using conn = await connect({ dir: dirname(inPath), name, mode: "shared" });
   const payload = message(size).subarray(0, size - 1);
   const start = performance.now();
   for (let i = 0; i < count; i++) {
@@ -79,27 +91,40 @@ async function streamed(
   using input = FifoFile.openSync(outPath, { access: "read" });
   const total = mode === "pipelined" ? a * b : a;
   const worker = new Worker(new URL("./load_writer.ts", import.meta.url), { type: "module" });
-  const finished = new Promise<void>((resolve, reject) => {
-    worker.onmessage = () => resolve();
-    worker.onerror = (e) => reject(new Error(e.message));
-  });
-  const start = performance.now();
+  const ready = Promise.withResolvers<void>();
+  const finished = Promise.withResolvers<void>();
+  worker.onmessage = (e) => (e.data === "ready" ? ready : finished).resolve();
+  worker.onerror = (e) => {
+    ready.reject(new Error(e.message));
+    finished.reject(new Error(e.message));
+  };
+  finished.promise.catch(() => {}); // reported by `await ready.promise` or below
+  // The worker loads and opens its end untimed; the clock starts at "go".
   worker.postMessage({ mode, inPath, a, b, framing });
+  await ready.promise;
+  const start = performance.now();
+  worker.postMessage("go");
   const buffer = new Uint8Array(65536);
+  // Spot checks, cheap enough not to slow the reader: every read's first and last byte and
+  // one in every 4093 must be the stream's byte at that offset; the count must be exact.
+  const unit = streamUnit(mode, b, framing);
+  const check = (at: number, offset: number) => {
+    if (buffer[at] !== unit[offset % unit.length]) fail(`echo differs at byte ${offset}`);
+  };
   let got = 0;
-  let checksum = 0;
   while (got < total) {
-    const n = input.readSync(buffer);
+    const n = input.readSync(buffer.subarray(0, Math.min(buffer.length, total - got)));
     if (n === null) fail(`the server closed the stream after ${got} of ${total} bytes`);
-    for (let i = 0; i < n; i += 4093) checksum = (checksum + buffer[i]) | 0;
+    for (let i = 0; i < n; i += 4093) check(i, got + i);
+    check(n - 1, got + n - 1);
     got += n;
   }
   const ms = performance.now() - start;
-  await finished;
+  await finished.promise;
   worker.terminate();
   hold.close();
-  const ops = mode === "pipelined" ? a : total / b;
-  return { ops, bytes: total, ms, checksum };
+  const ops = mode === "pipelined" ? a : Math.ceil(total / b);
+  return { ops, bytes: total, ms };
 }
 
 async function main(args: string[]) {
@@ -121,7 +146,9 @@ async function main(args: string[]) {
   } else {
     fail(`unknown mode "${mode}"`);
   }
-  console.log(JSON.stringify({ ops: result.ops, bytes: result.bytes, ns: Math.round(result.ms * 1e6) }));
+  console.log(
+    JSON.stringify({ ops: result.ops, bytes: result.bytes, ns: Math.round(result.ms * 1e6) }),
+  );
 }
 
 if (import.meta.main) await main(Deno.args);
