@@ -14,6 +14,7 @@ import {
   reportFailure,
   UsageError,
 } from "./lib/cli_support.ts";
+import { concatBytes } from "./lib/concat_bytes.ts";
 import { connect, type FifoConn } from "./lib/connect.ts";
 import { encodeFrame, FrameDecoder } from "./lib/framing.ts";
 import { printable } from "./lib/printable.ts";
@@ -72,7 +73,7 @@ async function runStdin(conn: FifoConn, maxMessage: number): Promise<void> {
     const onLine = (_: Uint8Array, line: Uint8Array) => batch.push(encodeFrame(conn.framing, line));
     const flush = async () => {
       if (!batch.length) return;
-      const wire = batch.length === 1 ? batch[0] : concat(batch);
+      const wire = concatBytes(batch);
       batch.length = 0;
       await conn.sendFramed(wire);
       progress.resolve();
@@ -101,16 +102,6 @@ async function runStdin(conn: FifoConn, maxMessage: number): Promise<void> {
     }
   })();
   await Promise.all([writer, reader]);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 async function main(args: string[]): Promise<number> {

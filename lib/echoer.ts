@@ -31,11 +31,11 @@ export interface EchoerOptions {
  * @example Usage
  * ```ts
  * import { Echoer } from "./echoer.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * const echoer = new Echoer("lines");
  * const reply = echoer.feed(new TextEncoder().encode("a\nb\nexit\nc\n"));
- * assertEquals(new TextDecoder().decode(reply), "a\nb\n");
- * assertEquals(echoer.exitRequested, true);
+ * assert.deepEqual(new TextDecoder().decode(reply), "a\nb\n");
+ * assert.deepEqual(echoer.exitRequested, true);
  * ```
  */
 export class Echoer {

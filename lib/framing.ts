@@ -49,13 +49,13 @@ const HEADER = 4;
  * @example Usage
  * ```ts
  * import { FrameDecoder } from "./framing.ts";
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * const decoder = new FrameDecoder("lines");
  * const seen: string[] = [];
  * const text = (b: Uint8Array) => new TextDecoder().decode(b);
  * decoder.push(new TextEncoder().encode("a\nb"), (_, p) => seen.push(text(p)));
  * decoder.push(new TextEncoder().encode("c\n"), (_, p) => seen.push(text(p)));
- * assertEquals(seen, ["a", "bc"]);
+ * assert.deepEqual(seen, ["a", "bc"]);
  * ```
  */
 export class FrameDecoder {
@@ -256,8 +256,8 @@ export class FrameDecoder {
  * @example Usage
  * ```ts
  * import { encodeFrame } from "./framing.ts";
- * import { assertEquals } from "node:assert/strict";
- * assertEquals(encodeFrame("length", new Uint8Array([7])), new Uint8Array([0, 0, 0, 1, 7]));
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(encodeFrame("length", new Uint8Array([7])), new Uint8Array([0, 0, 0, 1, 7]));
  * ```
  *
  * @param framing The framing to apply.

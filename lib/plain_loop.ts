@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { concatBytes } from "./concat_bytes.ts";
 import { Echoer } from "./echoer.ts";
 import { FifoFile } from "./fifo_file.ts";
 import type { PlainEngineConfig, PlainEngineEvent } from "./plain_engine.ts";
@@ -44,17 +45,6 @@ const BLOCKING = {
 
 /** The longest pause between two looks for a reader on `NAME.out` while none is there. */
 const READER_POLL_MAX_MS = 50;
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 function* plainLoop(
   config: Config,
@@ -134,7 +124,7 @@ function* plainLoop(
             yield { op: "sleep", ms: delay };
             delay = Math.min(delay * 2, READER_POLL_MAX_MS);
           }
-          const pending = concat(held);
+          const pending = concatBytes(held);
           if (!output) dropped += pending.length;
           else if (pending.length && !(yield { op: "write", file: output, bytes: pending })) {
             output.close(); // EPIPE: the reader left already

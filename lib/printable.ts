@@ -31,8 +31,8 @@ function escapeControls(text: string): string {
  * @example Usage
  * ```ts
  * import { printable } from "./printable.ts";
- * import { assertEquals } from "node:assert/strict";
- * assertEquals(printable(new Uint8Array([0x68, 0x69, 0x0a, 0xff])), "hi\\n\\xff");
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(printable(new Uint8Array([0x68, 0x69, 0x0a, 0xff])), "hi\\n\\xff");
  * ```
  *
  * @param bytes The message.
