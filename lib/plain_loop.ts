@@ -73,33 +73,67 @@ function* plainLoop(
   };
 
   while (!stopping()) {
-    using input = (yield { op: "open-input" }) as FifoFile;
+    const opened = (yield { op: "open-input" }) as FifoFile | Error;
+    if (opened instanceof Error) {
+      // Out of descriptors (EMFILE/ENFILE) is one client's bad luck, not the server's end.
+      emit({ type: "client-error", message: `Cannot take a client now: ${opened.message}` });
+      yield { op: "sleep", ms: 100 };
+      continue;
+    }
+    using input = opened;
     echoer.reset();
-    // The output is opened write-only, once a reader is there: we are never a reader of
-    // our own output, so a client that leaves shows up as EPIPE, and its unread replies
-    // die with the pipe instead of greeting the next client.
+    // The output is opened write-only, once there is a reply and a reader for it: we are
+    // never a reader of our own output, so a client that leaves shows up as EPIPE, and its
+    // unread replies die with the pipe instead of greeting the next client.
     let output: FifoFile | null = null;
     let readerLeft = false;
     let peeker: FifoFile | undefined;
     let dropped = 0;
     let sawData = false;
     let ended = false;
+    let startDelay = 1;
     const count = () => {
       if (!sawData) clients++;
       sawData = true;
     };
     try {
       while (!ended && !stopping() && !echoer.failure && !echoer.exitRequested) {
-        if (!output) {
-          // No reader yet (the seed's client opens the output after its first message;
-          // `echo hi > pipe.in` never does), or it left: watch both ends without blocking,
-          // so a client that leaves is seen leaving. Replies wait, within a bound, for a
-          // first reader; once a reader has left, they are dropped until another comes,
-          // never kept for whoever opens the output next.
+        let reply: Uint8Array;
+        if (!output && !sawData) {
+          // A new client: it either opens the output first (and waits there for us, as C
+          // clients and ours do) or writes first (the seed's client). Look for both
+          // without blocking, so neither order deadlocks.
           peeker ??= (yield { op: "open-peeker" }) as FifoFile;
-          const held: Uint8Array[] = [];
-          let heldBytes = 0;
-          for (let delay = 1; !stopping();) {
+          output = (yield { op: "open-output" }) as FifoFile | null;
+          if (output) continue;
+          const m = (yield { op: "peek", file: peeker, buffer: side }) as number | null;
+          if (m === null) break;
+          if (!m) {
+            yield { op: "sleep", ms: startDelay };
+            startDelay = Math.min(startDelay * 2, READER_POLL_MAX_MS);
+            continue;
+          }
+          count();
+          reply = echo(side.subarray(0, m));
+        } else {
+          const n = (yield { op: "read", file: input, buffer }) as number | null;
+          if (n === null) break;
+          count();
+          reply = echo(buffer.subarray(0, n));
+        }
+        if (!reply.length) continue;
+        output ??= (yield { op: "open-output" }) as FifoFile | null;
+        if (!output && !readerLeft) {
+          // No reader yet: the seed's client opens the output only after its first
+          // message, and `echo hi > pipe.in` never does. Hold the replies (within a bound)
+          // for a first reader, watching both ends without blocking, so that a client that
+          // leaves without one is seen leaving and its replies go with it.
+          peeker ??= (yield { op: "open-peeker" }) as FifoFile;
+          const held = [reply.slice()];
+          let heldBytes = reply.length;
+          for (let delay = 1; !stopping() && !echoer.failure && !echoer.exitRequested;) {
+            yield { op: "sleep", ms: delay };
+            delay = Math.min(delay * 2, READER_POLL_MAX_MS);
             output = (yield { op: "open-output" }) as FifoFile | null;
             if (output) break;
             const m = (yield { op: "peek", file: peeker, buffer: side }) as number | null;
@@ -107,43 +141,27 @@ function* plainLoop(
               ended = true;
               break;
             }
-            if (m > 0) {
-              count();
-              const reply = echo(side.subarray(0, m));
-              if (readerLeft || heldBytes + reply.length > config.maxMessage + 65536) {
-                dropped += heldBytes + reply.length;
-                held.length = heldBytes = 0;
-              } else if (reply.length) {
-                held.push(reply.slice());
-                heldBytes += reply.length;
-              }
-              if (echoer.failure || echoer.exitRequested) break;
-              delay = 1;
-              continue;
+            if (!m) continue;
+            delay = 1;
+            const more = echo(side.subarray(0, m));
+            if (heldBytes + more.length > config.maxMessage + 65536) {
+              dropped += heldBytes + more.length;
+              held.length = heldBytes = 0;
+            } else if (more.length) {
+              held.push(more.slice());
+              heldBytes += more.length;
             }
-            yield { op: "sleep", ms: delay };
-            delay = Math.min(delay * 2, READER_POLL_MAX_MS);
           }
-          const pending = concatBytes(held);
-          if (!output) dropped += pending.length;
-          else if (pending.length && !(yield { op: "write", file: output, bytes: pending })) {
-            output.close(); // EPIPE: the reader left already
-            output = null;
-            readerLeft = true;
-            dropped += pending.length;
-          }
-          continue;
+          reply = concatBytes(held);
         }
-        const n = (yield { op: "read", file: input, buffer }) as number | null;
-        if (n === null) break;
-        count();
-        const reply = echo(buffer.subarray(0, n));
-        if (reply.length && !(yield { op: "write", file: output, bytes: reply })) {
-          output.close(); // EPIPE: the reader left; look for another without blocking
+        // Once a reader has left (EPIPE), replies go only to a reader that is there now:
+        // none is kept for whoever opens the output next.
+        if (output && reply.length && !(yield { op: "write", file: output, bytes: reply })) {
+          output.close();
           output = null;
           readerLeft = true;
-          dropped += reply.length;
         }
+        if (!output) dropped += reply.length;
       }
       if (echoer.failure) {
         emit({
@@ -189,6 +207,12 @@ function openOutputSync(path: string, uid: number): FifoFile | null {
   return FifoFile.openSync(path, { access: "write", uid });
 }
 
+/** Returns an error worth retrying (out of descriptors), or throws any other. */
+function transient(error: unknown): Error {
+  if (error instanceof Error && /os error 2[34]\b|EMFILE|ENFILE/.test(error.message)) return error;
+  throw error;
+}
+
 function tryWrite(write: () => void): boolean {
   try {
     write();
@@ -223,7 +247,11 @@ export function runPlainLoopSync(
     Atomics.store(blocked, 0, BLOCKING[request.op]);
     switch (request.op) {
       case "open-input":
-        answer = FifoFile.openSync(config.inPath, { access: "read", uid });
+        try {
+          answer = FifoFile.openSync(config.inPath, { access: "read", uid });
+        } catch (error) {
+          answer = transient(error);
+        }
         break;
       case "open-output":
         answer = openOutputSync(config.outPath, uid);
@@ -273,7 +301,11 @@ export async function runPlainLoop(
     Atomics.store(blocked, 0, BLOCKING[request.op]);
     switch (request.op) {
       case "open-input":
-        answer = await FifoFile.open(config.inPath, { access: "read", uid });
+        try {
+          answer = await FifoFile.open(config.inPath, { access: "read", uid });
+        } catch (error) {
+          answer = transient(error);
+        }
         break;
       case "open-output":
         answer = openOutputSync(config.outPath, uid);

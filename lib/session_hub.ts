@@ -204,8 +204,11 @@ export class SessionHub {
   #handler: SessionHandler;
   #control: FifoFile | undefined;
   #sessions = new Map<number, HubSession>();
-  /** Ended sessions whose client has not gone yet: watched to clean up after it. */
-  #ended = new Set<HubSession>();
+  /**
+   * Ended sessions whose client has not gone yet, watched to clean up after it: one per
+   * directory, so a client that opens session after session in one directory pins one.
+   */
+  #ended = new Map<string, HubSession>();
   #nextId = (crypto.getRandomValues(new Uint32Array(1))[0] & 0x7fffffff) + 1;
   #stopping = false;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -350,11 +353,13 @@ export class SessionHub {
       const refused = new HubSession(this, 0, dir, dirInfo, reply, alive);
       refused.refuse(encode({ v: 1, error }));
       if (this.#stopping) refused.release();
-      else this.#ended.add(refused);
+      else this.#watchEnded(refused);
       return refuse(error);
     }
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
+    this.#ended.get(dir)?.release();
+    this.#ended.delete(dir);
     const session = new HubSession(this, id, dir, dirInfo, reply, alive);
     reply.tryWrite(encode({ v: 1, id, window: this.window }));
     this.#sessions.set(id, session);
@@ -367,7 +372,7 @@ export class SessionHub {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
     if (this.#stopping) session.release();
-    else this.#ended.add(session);
+    else this.#watchEnded(session);
     if (reason) this.#handler.onError(reason);
     this.#handler.onClose(session);
   }
@@ -396,11 +401,16 @@ export class SessionHub {
     for (const session of [...this.#sessions.values()]) {
       if (!session.isAlive()) session.close();
     }
-    for (const session of this.#ended) {
+    for (const [dir, session] of this.#ended) {
       if (session.isAlive()) continue;
-      this.#ended.delete(session);
+      this.#ended.delete(dir);
       session.bury();
     }
+  }
+
+  #watchEnded(session: HubSession): void {
+    this.#ended.get(session.dir)?.release();
+    this.#ended.set(session.dir, session);
   }
 
   /**
@@ -447,7 +457,7 @@ export class SessionHub {
     clearInterval(this.#livenessTimer);
     clearTimeout(this.#flushTimer);
     for (const session of [...this.#sessions.values()]) session.close();
-    for (const session of this.#ended) session.release();
+    for (const session of this.#ended.values()) session.release();
     this.#ended.clear();
     // We hold the request FIFO's write end too: one byte releases our own parked read.
     this.#control?.writeAllSync(new Uint8Array(1));
