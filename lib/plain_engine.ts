@@ -58,11 +58,11 @@ export interface PlainEngineHandlers {
 
 const WAKE_INTERVAL_MS = 20;
 /**
- * How often a parked input open is nudged. The input has a reader for the server's whole
- * life (the anchor), so a client can open it, write and leave before the loop parks in
- * `open()` again; the kernel wakes that open only when the next writer arrives, so those
- * bytes would wait for the next client. A nudge (a writer that comes and goes) lets the
- * loop find them within this delay.
+ * How often a parked open is nudged. The input has a reader for the server's whole life
+ * (the anchor), so a client can open it, write and leave before the loop parks in `open()`
+ * again; the kernel wakes that open only when the next writer arrives, so those bytes
+ * would wait for the next client. A nudge (a peer that comes and goes) lets the loop find
+ * them within this delay.
  */
 const NUDGE_INTERVAL_MS = 250;
 
@@ -126,9 +126,12 @@ export class PlainEngine {
     const blocked = new Int32Array(control, 4, 1);
     this.#blocked = blocked;
     this.#nudger = setInterval(() => {
-      if (Atomics.load(blocked, 0) === Blocked.OPEN_INPUT) {
-        releasePendingOpen(config.inPath, "read");
-      }
+      const state = Atomics.load(blocked, 0);
+      if (state === Blocked.OPEN_INPUT) releasePendingOpen(config.inPath, "read");
+      // The output is opened only once a probe saw a reader, so this open returns at once,
+      // unless that reader left in between: then a reader that comes and goes releases
+      // it, and the next write finds the reader gone (EPIPE).
+      if (state === Blocked.OPEN_OUTPUT) releasePendingOpen(config.outPath, "write");
     }, NUDGE_INTERVAL_MS);
     if (this.kind === "async") {
       runPlainLoop(config, () => this.#stopping, onEvent, blocked).then(
