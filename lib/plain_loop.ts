@@ -213,13 +213,49 @@ function transient(error: unknown): Error {
   throw error;
 }
 
-function tryWrite(write: () => void): boolean {
-  try {
-    write();
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.BrokenPipe) return false;
-    throw error;
+/** `false` for a write whose reader has gone (EPIPE); any other error is thrown. */
+function readerGone(error: unknown): false {
+  if (error instanceof Deno.errors.BrokenPipe) return false;
+  throw error;
+}
+
+const nap = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Performs one request, blocking the thread (`sync`) or returning a promise for the
+ * operations that would block; the rest never wait either way.
+ */
+function perform(request: Request, config: Config, sync: boolean): unknown {
+  const { uid } = config;
+  switch (request.op) {
+    case "open-input": {
+      const options = { access: "read", uid } as const;
+      if (!sync) return FifoFile.open(config.inPath, options).catch(transient);
+      try {
+        return FifoFile.openSync(config.inPath, options);
+      } catch (error) {
+        return transient(error);
+      }
+    }
+    case "open-output":
+      return openOutputSync(config.outPath, uid);
+    case "open-peeker":
+      return FifoFile.openSync(config.inPath, { access: "read", nonblocking: true, uid });
+    case "peek":
+      return request.file.readSync(request.buffer);
+    case "read":
+      return sync ? request.file.readSync(request.buffer) : request.file.read(request.buffer);
+    case "write":
+      if (!sync) return request.file.writeAll(request.bytes).then(() => true, readerGone);
+      try {
+        request.file.writeAllSync(request.bytes);
+        return true;
+      } catch (error) {
+        return readerGone(error);
+      }
+    case "sleep":
+      if (!sync) return new Promise((resolve) => setTimeout(resolve, request.ms));
+      Atomics.wait(nap, 0, 0, request.ms);
   }
 }
 
@@ -238,40 +274,9 @@ export function runPlainLoopSync(
   blocked: Int32Array,
 ): void {
   const loop = plainLoop(config, stopping, emit);
-  const { uid } = config;
-  const nap = new Int32Array(new SharedArrayBuffer(4));
-  let step = loop.next();
-  while (!step.done) {
-    const request = step.value;
-    let answer: unknown;
-    Atomics.store(blocked, 0, BLOCKING[request.op]);
-    switch (request.op) {
-      case "open-input":
-        try {
-          answer = FifoFile.openSync(config.inPath, { access: "read", uid });
-        } catch (error) {
-          answer = transient(error);
-        }
-        break;
-      case "open-output":
-        answer = openOutputSync(config.outPath, uid);
-        break;
-      case "read":
-        answer = request.file.readSync(request.buffer);
-        break;
-      case "open-peeker":
-        answer = FifoFile.openSync(config.inPath, { access: "read", nonblocking: true, uid });
-        break;
-      case "peek":
-        answer = request.file.readSync(request.buffer);
-        break;
-      case "write":
-        answer = tryWrite(() => request.file.writeAllSync(request.bytes));
-        break;
-      case "sleep":
-        Atomics.wait(nap, 0, 0, request.ms);
-        break;
-    }
+  for (let step = loop.next(); !step.done;) {
+    Atomics.store(blocked, 0, BLOCKING[step.value.op]);
+    const answer = perform(step.value, config, true);
     Atomics.store(blocked, 0, Blocked.NONE);
     step = loop.next(answer);
   }
@@ -293,47 +298,9 @@ export async function runPlainLoop(
   blocked: Int32Array,
 ): Promise<void> {
   const loop = plainLoop(config, stopping, emit);
-  const { uid } = config;
-  let step = loop.next();
-  while (!step.done) {
-    const request = step.value;
-    let answer: unknown;
-    Atomics.store(blocked, 0, BLOCKING[request.op]);
-    switch (request.op) {
-      case "open-input":
-        try {
-          answer = await FifoFile.open(config.inPath, { access: "read", uid });
-        } catch (error) {
-          answer = transient(error);
-        }
-        break;
-      case "open-output":
-        answer = openOutputSync(config.outPath, uid);
-        break;
-      case "read":
-        answer = await request.file.read(request.buffer);
-        break;
-      case "open-peeker":
-        answer = FifoFile.openSync(config.inPath, { access: "read", nonblocking: true, uid });
-        break;
-      case "peek":
-        answer = request.file.readSync(request.buffer);
-        break;
-      case "write": {
-        const { file, bytes } = request;
-        try {
-          await file.writeAll(bytes);
-          answer = true;
-        } catch (error) {
-          if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
-          answer = false;
-        }
-        break;
-      }
-      case "sleep":
-        await new Promise((resolve) => setTimeout(resolve, request.ms));
-        break;
-    }
+  for (let step = loop.next(); !step.done;) {
+    Atomics.store(blocked, 0, BLOCKING[step.value.op]);
+    const answer = await perform(step.value, config, false);
     Atomics.store(blocked, 0, Blocked.NONE);
     step = loop.next(answer);
   }
