@@ -203,6 +203,7 @@ export class SessionHub {
   #options: SessionHubOptions;
   #handler: SessionHandler;
   #control: FifoFile | undefined;
+  #waker: FifoFile | undefined;
   #sessions = new Map<number, HubSession>();
   /**
    * Ended sessions whose client has not gone yet, watched to clean up after it: one per
@@ -250,6 +251,12 @@ export class SessionHub {
     // and a client's non-blocking open finds a reader for as long as we live.
     this.#control = await FifoFile.open(controlPath, {
       access: "readwrite",
+      uid: this.#options.uid,
+    });
+    // Opened now, by the path the caller gave (it may be renamed): wakes our read on stop.
+    this.#waker = FifoFile.openSync(controlPath, {
+      access: "write",
+      nonblocking: true,
       uid: this.#options.uid,
     });
     this.#livenessTimer = setInterval(() => this.#checkLiveness(), LIVENESS_INTERVAL_MS);
@@ -459,9 +466,12 @@ export class SessionHub {
     for (const session of [...this.#sessions.values()]) session.close();
     for (const session of this.#ended.values()) session.release();
     this.#ended.clear();
-    // We hold the request FIFO's write end too: one byte releases our own parked read.
-    this.#control?.writeAllSync(new Uint8Array(1));
+    // One byte releases our own parked read. Written without blocking: when clients have
+    // filled the request FIFO, the read returns by itself, and a blocking write from this
+    // thread would wait for a read that only this thread can start.
+    this.#waker?.tryWrite(new Uint8Array(1));
     await this.#loop;
     this.#control?.close();
+    this.#waker?.close();
   }
 }

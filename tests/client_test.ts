@@ -6,28 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { isServed } from "../lib/fifo_file.ts";
-import { entries, isFifo, type Proc, runCli, tempDir, waitUntil } from "./helpers.ts";
-
-/** Starts server.ts and waits until it serves (its request FIFO has a reader). */
-async function serve(dir: string, args: string[] = []): Promise<Proc> {
-  const server = runCli("server.ts", dir, ["--quiet", ...args], { deadline: 20_000 });
-  const uid = Deno.statSync(dir).uid!;
-  const ready = args.includes("--no-sessions")
-    ? () => isFifo(`${dir}/pipe.in`) && isFifo(`${dir}/pipe.out`)
-    : () => isServed(`${dir}/pipe.ctl`, uid);
-  try {
-    await Promise.race([
-      waitUntil(ready, 10_000, "the server to be ready"),
-      server.done.then((r) => {
-        throw new Error(`The server exited early (${r.code}): ${r.stderr}`);
-      }),
-    ]);
-  } catch (error) {
-    await server[Symbol.asyncDispose]();
-    throw error;
-  }
-  return server;
-}
+import { entries, type Proc, runCli, startServer, tempDir, waitUntil } from "./helpers.ts";
 
 /** Runs client.ts to completion. */
 async function client(dir: string, args: string[], input?: string) {
@@ -57,7 +36,7 @@ for (const mode of ["session", "shared"] as const) {
   Deno.test(`client (${mode}): default mode prints each message and echo, then stops the server`, async () => {
     using tmp = tempDir();
     const dir = tmp.path;
-    await using server = await serve(dir);
+    await using server = await startServer(dir);
     const extra = mode === "shared" ? ["--shared"] : [];
     const result = await client(dir, ["--count", "3", "--interval", "0", ...extra]);
     assert.equal(result.stderr, "");
@@ -77,7 +56,7 @@ for (const mode of ["session", "shared"] as const) {
 Deno.test("client: --no-exit leaves the server running; --exit-word and --interval", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir, ["--exit-word", "bye"]);
+  await using server = await startServer(dir, ["--exit-word", "bye"]);
   const first = await client(dir, ["--count", "2", "--interval", "0", "--no-exit"]);
   assert.equal(first.stdout, defaultOutput(2));
   assert.equal(first.code, 0);
@@ -101,7 +80,7 @@ Deno.test("client: --no-exit leaves the server running; --exit-word and --interv
 Deno.test("client: --count 0 sends only the exit word", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir);
+  await using server = await startServer(dir);
   const result = await client(dir, ["--count", "0"]);
   assert.equal(result.stdout, "");
   assert.equal(result.code, 0);
@@ -113,7 +92,7 @@ Deno.test("client --send: prints only the reply, byte for byte, in every framing
   const dir = tmp.path;
   for (const framing of ["lines", "length", "raw"]) {
     {
-      await using server = await serve(dir, ["--framing", framing]);
+      await using server = await startServer(dir, ["--framing", framing]);
       for (const text of ["héllo wörld ✓", "a\tb\x1b[0m", "exit now"]) {
         const result = await client(dir, ["--framing", framing, "--send", text]);
         assert.equal(result.stderr, "", `${framing}: ${text}`);
@@ -143,7 +122,7 @@ Deno.test("client --send: prints only the reply, byte for byte, in every framing
 Deno.test("client --send: a framing mismatch is always reported as the server's refusal", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir, ["--framing", "length"]);
+  await using server = await startServer(dir, ["--framing", "length"]);
   for (let i = 0; i < 5; i++) {
     const result = await client(dir, ["--timeout", "1000", "--send", "hi"]);
     assert.equal(
@@ -170,7 +149,7 @@ Deno.test("client --send: a framing mismatch is always reported as the server's 
 Deno.test("client --send: a reply longer than --max-message is an error", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir);
+  await using server = await startServer(dir);
   const result = await client(dir, ["--max-message", "10", "--send", "y".repeat(11)]);
   assert.equal(
     result.stderr,
@@ -188,7 +167,7 @@ Deno.test("client --send: a reply longer than --max-message is an error", async 
 Deno.test("client (session): a message over the server's --max-message ends only that session", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir, ["--max-message", "16"]);
+  await using server = await startServer(dir, ["--max-message", "16"]);
   const result = await client(dir, ["--send", "x".repeat(20)]);
   assert.equal(result.stderr, "error: The server closed the connection\n");
   assert.equal(result.stdout, "");
@@ -213,7 +192,7 @@ Deno.test("client (session): a message over the server's --max-message ends only
 Deno.test("client (session): the server stopping mid-run is exit 1, nothing left behind", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir);
+  await using server = await startServer(dir);
   await using proc = runCli("client.ts", dir, ["--count", "5", "--interval", "300"], {
     deadline: 15_000,
   });
@@ -240,7 +219,7 @@ for (const mode of ["session", "shared"] as const) {
     assert.ok(new TextEncoder().encode(LARGE_INPUT).length > 2 * 1024 * 1024);
     using tmp = tempDir();
     const dir = tmp.path;
-    await using server = await serve(dir);
+    await using server = await startServer(dir);
     const extra = mode === "shared" ? ["--shared"] : [];
     const result = await client(dir, ["--stdin", ...extra], LARGE_INPUT);
     assert.equal(result.stderr, "");
@@ -262,7 +241,7 @@ for (const mode of ["session", "shared"] as const) {
 Deno.test("client --stdin: a last line without \\n, empty lines, and no input at all", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir);
+  await using server = await startServer(dir);
   const result = await client(dir, ["--stdin"], "a\n\nb\nlast");
   assert.equal(result.stdout, "a\n\nb\nlast\n");
   assert.equal(result.code, 0);
@@ -277,7 +256,7 @@ Deno.test("client --stdin: a last line without \\n, empty lines, and no input at
 Deno.test("client --shared against a --no-sessions server; auto falls back to the pair", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir, ["--no-sessions"]);
+  await using server = await startServer(dir, ["--no-sessions"]);
   assert.deepEqual(entries(dir), ["pipe.in", "pipe.out"]);
   const shared = await client(dir, ["--shared", "--send", "one"]);
   assert.equal(shared.stdout, "one\n");
@@ -387,7 +366,7 @@ Deno.test("client: a server that stops answering mid-run is a timeout, exit 1", 
   for (const mode of ["session", "shared"] as const) {
     using tmp = tempDir();
     const dir = tmp.path;
-    await using server = await serve(dir);
+    await using server = await startServer(dir);
     const extra = mode === "shared" ? ["--shared"] : [];
     if (mode === "shared") {
       assert.equal((await client(dir, ["--send", "warm-up"])).stdout, "warm-up\n");
@@ -422,7 +401,7 @@ Deno.test("client: a server that stops answering mid-run is a timeout, exit 1", 
 Deno.test("client --shared: a frozen server is a timeout on its output FIFO", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir);
+  await using server = await startServer(dir);
   assert.equal((await client(dir, ["--send", "warm-up"])).stdout, "warm-up\n");
   await whileFrozen(server, dir, async () => {
     const result = await client(dir, ["--shared", "--timeout", "400", "--send", "x"]);
@@ -440,7 +419,7 @@ Deno.test("client --shared: a frozen server is a timeout on its output FIFO", as
 Deno.test("client (session): a frozen server is a timeout naming how long and which server", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  await using server = await serve(dir);
+  await using server = await startServer(dir);
   assert.equal((await client(dir, ["--send", "warm-up"])).stdout, "warm-up\n");
   await whileFrozen(server, dir, async () => {
     const result = await client(dir, ["--timeout", "400", "--send", "x"]);

@@ -18,7 +18,7 @@ import {
   projectPath,
   runCli,
   spawn,
-  startServerReady,
+  startServer,
   tempDir,
   waitUntil,
 } from "./helpers.ts";
@@ -122,7 +122,7 @@ Deno.test("faults: SIGKILL mid-transfer; clients fail fast; a new server recover
   using dir = tempDir("faults-");
   const procs: Proc[] = [];
   try {
-    const server = await startServerReady(dir.path, [], { deadline: 30_000 });
+    const server = await startServer(dir.path, [], { deadline: 30_000 });
     procs.push(server);
     const timeout = 2000;
     const streamers = [
@@ -171,7 +171,7 @@ Deno.test("faults: SIGKILL mid-transfer; clients fail fast; a new server recover
     const dead = left.filter((e) => e.startsWith("pipe.session-"));
     assertEquals(dead.length, victimSessions, `left: ${left}`);
 
-    const next = await startServerReady(dir.path, [], { deadline: 30_000 });
+    const next = await startServer(dir.path, [], { deadline: 30_000 });
     procs.push(next);
     assertEquals(entries(dir.path), ["pipe.ctl", "pipe.in", "pipe.out"], "after the sweep");
     console.log(`the new server replaced the stale FIFOs and swept ${dead.length} dead sessions`);
@@ -190,7 +190,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     using dir = tempDir("faults-");
     const procs: Proc[] = [];
     try {
-      const server = await startServerReady(dir.path, [], { deadline: 30_000 });
+      const server = await startServer(dir.path, [], { deadline: 30_000 });
       procs.push(server);
       const loaders = [1, 2, 3].map((seed) => soakClient(dir.path, 4, 30, seed));
       const plain = cliStreamer(dir.path, true, 5000);
@@ -234,7 +234,7 @@ Deno.test("faults: a session client that stops reading is dropped; the others ne
   const procs: Proc[] = [];
   try {
     // A small bound, so that the drop comes after a few hundred KiB.
-    const server = await startServerReady(dir.path, ["--max-message", "65536"], {
+    const server = await startServer(dir.path, ["--max-message", "65536"], {
       deadline: 30_000,
     });
     procs.push(server);
@@ -310,7 +310,7 @@ Deno.test("faults: a plain client that closes its read end and leaves does not d
   using dir = tempDir("faults-");
   const procs: Proc[] = [];
   try {
-    const server = await startServerReady(dir.path, [], { deadline: 30_000 });
+    const server = await startServer(dir.path, [], { deadline: 30_000 });
     procs.push(server);
     for (let round = 0; round < 5; round++) {
       // Seed order; then half the echo is left unread, the read end closed under the
@@ -354,7 +354,7 @@ Deno.test({
   // echo blocked the worker for good, and the next client read the stale echo first.
   async fn() {
     using dir = tempDir("faults-regression-");
-    await using server = await startServerReady(dir.path);
+    await using server = await startServer(dir.path);
     const input = await FifoFile.open(`${dir.path}/pipe.in`, { access: "write", timeout: 5000 });
     const output = await FifoFile.open(`${dir.path}/pipe.out`, { access: "read", timeout: 5000 });
     await input.writeAll(lines(500, "A")); // 50 KB
@@ -380,7 +380,7 @@ for (const how of ["dropped, then killed", "killed with echo in flight"] as cons
     // and FIFOs stayed in DIR, even after the server stopped. Seen in every soak with kills.
     async fn() {
       using dir = tempDir("faults-regression-");
-      await using server = await startServerReady(
+      await using server = await startServer(
         dir.path,
         how === "dropped, then killed" ? ["--max-message", "65536"] : [],
       );
@@ -410,7 +410,7 @@ Deno.test({
   // whenever other clients' DATA filled the request FIFO: connect() failed under load.
   async fn() {
     using dir = tempDir("faults-regression-");
-    await using server = await startServerReady(dir.path);
+    await using server = await startServer(dir.path);
     server.child.kill("SIGSTOP"); // nobody reads the request FIFO for a moment
     try {
       using control = FifoFile.openSync(`${dir.path}/pipe.ctl`, {

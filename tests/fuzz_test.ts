@@ -26,7 +26,7 @@ import {
   type Proc,
   projectPath,
   spawn,
-  startServerReady,
+  startServer,
   tempDir,
   waitUntil,
 } from "./helpers.ts";
@@ -167,7 +167,7 @@ for (const framing of FRAMINGS) {
   Deno.test(`fuzz: ${framing} framing, hostile input through every door`, async () => {
     const seed = subSeed(SEED, framing);
     using dir = tempDir("fuzz-");
-    const server = await startServerReady(dir.path, [
+    const server = await startServer(dir.path, [
       "--framing",
       framing,
       "--max-message",
@@ -275,7 +275,7 @@ Deno.test({
   // server died (exit 2).
   async fn() {
     using dir = tempDir("fuzz-regression-");
-    await using server = await startServerReady(dir.path);
+    await using server = await startServer(dir.path);
     writeControl(dir.path, hello(null));
     await waitUntil(() => logLines(server).length > 0 || server.stderr() !== "", 5000, "a log");
     await new Promise((r) => setTimeout(r, 300));
@@ -291,7 +291,7 @@ Deno.test({
   // `framing` as they were; a newline in `dir` wrote a second, forged log line.
   async fn() {
     using dir = tempDir("fuzz-regression-");
-    await using server = await startServerReady(dir.path);
+    await using server = await startServer(dir.path);
     writeControl(
       dir.path,
       hello({
@@ -314,7 +314,7 @@ Deno.test({
   // Deterministic: the server is stopped while both are written.
   async fn() {
     using dir = tempDir("fuzz-regression-");
-    await using server = await startServerReady(dir.path);
+    await using server = await startServer(dir.path);
     await using conn = await connect({ dir: dir.path, mode: "session", timeout: 3000 });
     await conn.send("before");
     assertEquals(new TextDecoder().decode((await conn.receive())!), "before");
@@ -337,7 +337,7 @@ Deno.test({
   // with maxMessage 4096, 10000 bytes of echo arriving together made receive() throw.
   async fn() {
     using dir = tempDir("fuzz-regression-");
-    await using _server = await startServerReady(dir.path, ["--framing", "raw"]);
+    await using _server = await startServer(dir.path, ["--framing", "raw"]);
     for (const mode of ["session", "shared"] as const) {
       await using conn = await connect({ dir: dir.path, framing: "raw", maxMessage: 4096, mode });
       await conn.send(new Uint8Array(10000).fill(0x61));

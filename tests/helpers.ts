@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { hasReader } from "../lib/fifo_file.ts";
+import { isServed } from "../lib/fifo_file.ts";
 
 /** Absolute path of a file in the project. */
 export function projectPath(path: string): string {
@@ -168,20 +168,34 @@ export function runCli(
   );
 }
 
-/** Starts a server in `dir` and waits until its FIFOs are there. */
-export async function startServer(dir: string, args: string[] = [], options: RunOptions = {}) {
-  const server = runCli("server.ts", dir, ["--quiet", ...args], options);
+/**
+ * Starts server.ts in `dir` (logging unless `args` has `--quiet`) and waits until it
+ * serves: `NAME.ctl` (or `NAME.in` with `--no-sessions`), the FIFO it publishes last, has a
+ * reader. A server that exits instead, or never gets there, fails the call.
+ */
+export async function serve(dir: string, args: string[] = [], options: RunOptions = {}) {
+  const server = runCli("server.ts", dir, args, { deadline: 20_000, ...options });
   const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "pipe";
-  const sessions = !args.includes("--no-sessions");
-  // The last FIFO the server publishes; each appears only once the server reads it.
-  const ready = `${dir}/${name}.${sessions ? "ctl" : "in"}`;
-  await Promise.race([
-    waitUntil(() => isFifo(ready), 15_000, `the server's ${ready}`),
-    server.done.then((r) => {
-      throw new Error(`The server exited early (${r.code}): ${r.stderr}`);
-    }),
-  ]);
+  const ready = `${dir}/${name}.${args.includes("--no-sessions") ? "in" : "ctl"}`;
+  // A reader, not just a FIFO: a stale one may sit there until the server replaces it.
+  const uid = Deno.statSync(dir).uid!;
+  try {
+    await Promise.race([
+      waitUntil(() => isServed(ready, uid), 15_000, `the server's ${ready}`),
+      server.done.then((r) => {
+        throw new Error(`The server exited early (${r.code}): ${r.stderr}`);
+      }),
+    ]);
+  } catch (error) {
+    await server[Symbol.asyncDispose]();
+    throw error;
+  }
   return server;
+}
+
+/** {@linkcode serve} with `--quiet`. */
+export function startServer(dir: string, args: string[] = [], options: RunOptions = {}) {
+  return serve(dir, ["--quiet", ...args], options);
 }
 
 /**
@@ -229,25 +243,4 @@ export function isRunning(proc: Proc): Promise<boolean> {
     proc.done.then(() => false, () => false),
     new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 0)),
   ]);
-}
-
-/**
- * {@linkcode startServer}, then waits until the server really reads its FIFOs: `NAME.ctl`
- * (or `NAME.in` with `--no-sessions`) exists a moment before the server opens it.
- */
-export async function startServerReady(
-  dir: string,
-  args: string[] = [],
-  options: RunOptions = {},
-): Promise<Proc> {
-  const server = await startServer(dir, args, options);
-  const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "pipe";
-  const path = `${dir}/${name}.${args.includes("--no-sessions") ? "in" : "ctl"}`;
-  try {
-    await waitUntil(() => hasReader(path), 15_000, `a reader on ${path}`);
-  } catch (error) {
-    await server[Symbol.asyncDispose]();
-    throw error;
-  }
-  return server;
 }

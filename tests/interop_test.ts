@@ -6,34 +6,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { isServed } from "../lib/fifo_file.ts";
 import {
   entries,
   isFifo,
   type Proc,
   projectPath,
   runCli,
+  serve,
   spawn,
   tempDir,
   waitUntil,
 } from "./helpers.ts";
-
-async function serve(dir: string, args: string[]): Promise<Proc> {
-  const server = runCli("server.ts", dir, args, { deadline: 20_000 });
-  const uid = Deno.statSync(dir).uid!;
-  try {
-    await Promise.race([
-      waitUntil(() => isServed(`${dir}/pipe.ctl`, uid), 10_000, "the server to be ready"),
-      server.done.then((r) => {
-        throw new Error(`The server exited early (${r.code}): ${r.stderr}`);
-      }),
-    ]);
-  } catch (error) {
-    await server[Symbol.asyncDispose]();
-    throw error;
-  }
-  return server;
-}
 
 function summary(stdout: string): string {
   return stdout.replace(/, \d+\.\d\d s\n$/, ", T s\n");

@@ -5,15 +5,14 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { isServed } from "../lib/fifo_file.ts";
 import { printable } from "../lib/printable.ts";
 import {
   entries,
   flagsFor,
   isFifo,
-  type Proc,
   projectPath,
   runCli,
+  serve,
   spawn,
   tempDir,
   waitUntil,
@@ -21,36 +20,6 @@ import {
 
 const enc = (text: string) => new TextEncoder().encode(text);
 const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-
-/** The uid our temp dirs (and so our FIFOs) belong to. */
-function ownUid(dir: string): number {
-  return Deno.statSync(dir).uid!;
-}
-
-/** Starts server.ts (logging unless `--quiet` is among `args`) and waits until it serves. */
-async function serve(dir: string, args: string[] = [], deadline = 20_000): Promise<Proc> {
-  const server = runCli("server.ts", dir, args, { deadline });
-  const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "pipe";
-  const sessions = !args.includes("--no-sessions");
-  const uid = ownUid(dir);
-  // With sessions, wait until the request FIFO has its reader (a probe there is harmless);
-  // without, until the last FIFO exists (probing NAME.in would count as a client).
-  const ready = sessions
-    ? () => isServed(`${dir}/${name}.ctl`, uid)
-    : () => isFifo(`${dir}/${name}.out`) && isFifo(`${dir}/${name}.in`);
-  try {
-    await Promise.race([
-      waitUntil(ready, 10_000, "the server to be ready"),
-      server.done.then((r) => {
-        throw new Error(`The server exited early (${r.code}): ${r.stderr}`);
-      }),
-    ]);
-  } catch (error) {
-    await server[Symbol.asyncDispose]();
-    throw error;
-  }
-  return server;
-}
 
 /**
  * A Python peer of the plain pair, in the seed's order: opens NAME.in for writing, then
