@@ -20,14 +20,7 @@
 import { parseArgs } from "node:util";
 import type { Framing } from "../lib/framing.ts";
 import { Rng } from "../tests/fuzz_driver.ts";
-import {
-  entries,
-  memoryOf,
-  type Proc,
-  projectPath,
-  spawn,
-  startServerReady,
-} from "../tests/helpers.ts";
+import { entries, memoryOf, type Proc, projectPath, spawn, startServer } from "../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -136,7 +129,7 @@ let sampler: ReturnType<typeof setInterval> | undefined;
 try {
   for (const framing of FRAMINGS) {
     const name = `soak-${framing}`;
-    const proc = await startServerReady(dir, [
+    const proc = await startServer(dir, [
       "--name",
       name,
       "--framing",
