@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { concatBytes } from "../lib/concat_bytes.ts";
 import assert from "node:assert/strict";
 import { FrameDecoder, type Framing } from "../lib/framing.ts";
 import { encodeFrame } from "../lib/framing.ts";
@@ -11,16 +12,6 @@ import { Echoer } from "../lib/echoer.ts";
 
 const enc = (text: string) => new TextEncoder().encode(text);
 const bytes = (...values: number[]) => new Uint8Array(values);
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** Feeds `pieces` to a fresh decoder, returning copies of every wire and payload. */
 function decode(
@@ -54,7 +45,7 @@ const PAYLOADS: Uint8Array[] = [
 const LINE_PAYLOADS = PAYLOADS.filter((p) => p.length > 0).concat([new Uint8Array(0)]);
 
 function streamOf(framing: "lines" | "length", payloads: Uint8Array[]): Uint8Array {
-  return concat(...payloads.map((p) => encodeFrame(framing, p)));
+  return concatBytes(payloads.map((p) => encodeFrame(framing, p)));
 }
 
 for (const framing of ["lines", "length"] as const) {
@@ -291,11 +282,11 @@ Deno.test("Echoer: every split point echoes the whole stream byte-exact", () => 
       // Copy each reply at once: it is only valid until the next feed.
       const first = echoer.feed(stream.subarray(0, i)).slice();
       const second = echoer.feed(stream.subarray(i)).slice();
-      assert.deepEqual(concat(first, second), stream, `${framing} split at ${i}`);
+      assert.deepEqual(concatBytes([first, second]), stream, `${framing} split at ${i}`);
     }
     const echoer = new Echoer(framing);
     const out = [...stream].map((b) => echoer.feed(bytes(b)).slice());
-    assert.deepEqual(concat(...out), stream, `${framing} byte at a time`);
+    assert.deepEqual(concatBytes([...out]), stream, `${framing} byte at a time`);
   }
 });
 
@@ -325,7 +316,7 @@ Deno.test("Echoer: the exit word stops on equality only, and nothing after it is
 
 Deno.test("Echoer: the exit word in length and raw framing; a custom word", () => {
   const length = new Echoer("length");
-  const stream = concat(encodeFrame("length", enc("a")), encodeFrame("length", enc("exit")));
+  const stream = concatBytes([encodeFrame("length", enc("a")), encodeFrame("length", enc("exit"))]);
   assert.deepEqual(length.feed(stream), encodeFrame("length", enc("a")));
   assert.equal(length.exitRequested, true);
 
@@ -365,7 +356,9 @@ Deno.test("Echoer: a failure keeps the earlier messages, then drops the stream u
 
 Deno.test("Echoer: a malformed length header fails the stream", () => {
   const echoer = new Echoer("length");
-  const reply = echoer.feed(concat(encodeFrame("length", enc("ok")), bytes(0xff, 0, 0, 0, 1)));
+  const reply = echoer.feed(
+    concatBytes([encodeFrame("length", enc("ok")), bytes(0xff, 0, 0, 0, 1)]),
+  );
   assert.deepEqual(reply, encodeFrame("length", enc("ok")));
   assert.match(echoer.failure?.message ?? "", /^Malformed length header 0xff000000/);
 });
@@ -387,7 +380,7 @@ function decodeStreamed(pieces: Uint8Array[], streamAbove: number, maxMessage?: 
       wires.push(wire.slice());
       current.push(payload.slice());
       if (complete) {
-        messages.push(concat(...current));
+        messages.push(concatBytes([...current]));
         current = [];
       }
     });
@@ -403,7 +396,7 @@ Deno.test("FrameDecoder length streamAbove: large messages come in pieces, byte-
   const check = (pieces: Uint8Array[], what: string) => {
     const got = decodeStreamed(pieces, 8);
     assert.deepEqual(got.messages, payloads, what);
-    assert.deepEqual(concat(...got.wires), stream, what);
+    assert.deepEqual(concatBytes([...got.wires]), stream, what);
     assert.equal(got.unfinished, 0, what);
     assert.equal(got.decoder.pending, 0, what);
   };
@@ -445,7 +438,7 @@ Deno.test("Echoer length: large messages pass through streamed, byte-exact, coun
       const echoer = new Echoer("length", { logMessages });
       const first = echoer.feed(stream.subarray(0, i)).slice();
       const second = echoer.feed(stream.subarray(i)).slice();
-      assert.deepEqual(concat(first, second), stream, `split at ${i}, log ${logMessages}`);
+      assert.deepEqual(concatBytes([first, second]), stream, `split at ${i}, log ${logMessages}`);
       assert.equal(echoer.messages, payloads.length, `split at ${i}`);
       assert.equal(echoer.bytes, 60_002, `split at ${i}`);
       assert.equal(echoer.exitRequested, false, `split at ${i}`);

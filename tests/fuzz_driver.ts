@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { concatBytes } from "../lib/concat_bytes.ts";
 import { FifoFile, PIPE_BUF } from "../lib/fifo_file.ts";
 import type { Framing } from "../lib/framing.ts";
 import { makeFifo, removeFifo } from "../lib/make_fifo.ts";
@@ -101,16 +102,6 @@ function payload(rng: Rng, length: number, noNewline: boolean): Uint8Array {
   return bytes;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 function header(length: number): Uint8Array {
   const bytes = new Uint8Array(4);
   new DataView(bytes.buffer).setUint32(0, length);
@@ -131,8 +122,8 @@ export interface FuzzCase {
 export function generateCase(rng: Rng, framing: Framing, max: number): FuzzCase {
   const good = (): Uint8Array => {
     const length = rng.chance(0.1) ? max : rng.int(0, Math.min(max, rng.chance(0.7) ? 64 : max));
-    if (framing === "lines") return concat([payload(rng, length, true), new Uint8Array([10])]);
-    if (framing === "length") return concat([header(length), payload(rng, length, false)]);
+    if (framing === "lines") return concatBytes([payload(rng, length, true), new Uint8Array([10])]);
+    if (framing === "length") return concatBytes([header(length), payload(rng, length, false)]);
     return payload(rng, Math.max(1, length), false);
   };
   const parts: Uint8Array[] = [];
@@ -187,7 +178,7 @@ export function generateCase(rng: Rng, framing: Framing, max: number): FuzzCase 
     if (kind === "raw write of 3*max") parts.push(payload(rng, 3 * max, false));
     if (kind === "NUL run") parts.push(new Uint8Array(rng.int(1, max)));
   }
-  return { kind, bytes: concat(parts) };
+  return { kind, bytes: concatBytes(parts) };
 }
 
 /** What the server must do with one client's whole stream. */
@@ -291,7 +282,7 @@ function readToEnd(file: FifoFile): Uint8Array {
   const buffer = new Uint8Array(65536);
   for (;;) {
     const n = file.readSync(buffer);
-    if (n === null) return concat(parts);
+    if (n === null) return concatBytes(parts);
     parts.push(buffer.slice(0, n));
   }
 }
@@ -399,7 +390,7 @@ export class ProtocolClient implements Disposable {
     for (let wait = 0.02;; wait = Math.min(wait * 2, 2)) {
       const n = this.reply.readSync(buffer);
       if (n) {
-        got = concat([got, buffer.subarray(0, n)]);
+        got = concatBytes([got, buffer.subarray(0, n)]);
         const nl = got.indexOf(10);
         if (nl >= 0) {
           const answer = JSON.parse(new TextDecoder().decode(got.subarray(0, nl)));
@@ -435,7 +426,7 @@ export class ProtocolClient implements Disposable {
       }
       sleepMs(wait);
     }
-    return concat(parts);
+    return concatBytes(parts);
   }
 
   /** Ends session `id` and waits for the server to close its end. */
@@ -481,7 +472,7 @@ async function runSession(
     } else {
       got = client.readReplies(want.echo.length, 10_000);
       const extra = client.bye(id);
-      if (extra.length) got = concat([got, extra]);
+      if (extra.length) got = concatBytes([got, extra]);
     }
     record(summary, i, c, want, got);
     summary.cases++;
@@ -524,26 +515,29 @@ function garbage(
     case 2:
       return {
         kind: "bad magic",
-        bytes: concat([fields(2, 1, 8, 0, rng.int(0, 0xf1ef)), new Uint8Array(8)]),
+        bytes: concatBytes([fields(2, 1, 8, 0, rng.int(0, 0xf1ef)), new Uint8Array(8)]),
         logs: true,
       };
     case 3:
       return {
         kind: "reserved byte set",
-        bytes: concat([fields(2, 1, 4, rng.int(1, 255)), new Uint8Array(4)]),
+        bytes: concatBytes([fields(2, 1, 4, rng.int(1, 255)), new Uint8Array(4)]),
         logs: true,
       };
     case 4:
       return {
         kind: "record length > 4084",
-        bytes: concat([fields(2, 1, rng.int(MAX_RECORD_PAYLOAD + 1, 0xffff)), new Uint8Array(64)]),
+        bytes: concatBytes([
+          fields(2, 1, rng.int(MAX_RECORD_PAYLOAD + 1, 0xffff)),
+          new Uint8Array(64),
+        ]),
         logs: true,
       };
     case 5: {
       const length = rng.int(2, MAX_RECORD_PAYLOAD);
       return {
         kind: "truncated record",
-        bytes: concat([fields(2, 1, length), new Uint8Array(rng.int(0, length - 1))]),
+        bytes: concatBytes([fields(2, 1, length), new Uint8Array(rng.int(0, length - 1))]),
         logs: true,
       };
     }
@@ -592,7 +586,7 @@ function garbage(
     case 11:
       return {
         kind: "unknown record type",
-        bytes: concat([fields(rng.pick([0, 4, 9, 255]), rng.u32(), 3), new Uint8Array(3)]),
+        bytes: concatBytes([fields(rng.pick([0, 4, 9, 255]), rng.u32(), 3), new Uint8Array(3)]),
         logs: false,
       };
     case 12:
@@ -655,13 +649,13 @@ async function runCtl(
       summary.barriers = (summary.barriers as number) + 1;
       // A well-formed echo through the session, so "keeps serving" is checked per batch.
       const probe = framing === "length"
-        ? concat([header(5), new TextEncoder().encode("probe")])
+        ? concatBytes([header(5), new TextEncoder().encode("probe")])
         : new TextEncoder().encode("probe\n");
       const { records, ends } = encodeData(id, probe);
       client.writeRecords(records, ends);
       const got = client.readReplies(probe.length, 10_000);
       const extra = client.bye(id);
-      const diff = describeMismatch(probe, concat([got, extra]));
+      const diff = describeMismatch(probe, concatBytes([got, extra]));
       if (diff) summary.mismatches.push(`probe after garbage batch ${summary.barriers}: ${diff}`);
     }
   } finally {

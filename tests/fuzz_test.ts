@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { concatBytes } from "../lib/concat_bytes.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { connect } from "../lib/connect.ts";
 import { FifoFile } from "../lib/fifo_file.ts";
@@ -139,24 +140,18 @@ async function badConnectClients(dir: string, framing: Framing, rng: Rng) {
         got.push(encodeFrame(framing, message));
         n += got.at(-1)!.length;
       }
-      assertEquals(concat(got), want.echo, `connect case ${i} (${c.kind})`);
+      assertEquals(concatBytes(got), want.echo, `connect case ${i} (${c.kind})`);
       continue;
     }
     rejected++;
     for await (const message of conn) got.push(encodeFrame(framing, message));
-    assertEquals(concat(got), want.echo, `connect case ${i} (${c.kind}): echo before the drop`);
+    assertEquals(
+      concatBytes(got),
+      want.echo,
+      `connect case ${i} (${c.kind}): echo before the drop`,
+    );
   }
   return { cases, rejected };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 const PLAIN_LOG = /^Dropped a client's stream: (Message of \d+ bytes or more exceeds|Malformed)/;
