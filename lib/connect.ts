@@ -188,24 +188,10 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
       const signals = [options.signal];
       if (timeout !== Infinity) signals.push(AbortSignal.timeout(timeout));
       const signal = AbortSignal.any(signals.filter((s) => s !== undefined));
-      let onAbort = () => {};
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
+      const what = `waiting for a reply on "${this.#transport.reader.path}"`;
+      await abortable(this.#pump(), signal).catch((error) => {
+        throw explainTimeout(error, timeout, what);
       });
-      try {
-        await Promise.race([this.#pump(), aborted]);
-      } catch (error) {
-        if (error instanceof DOMException && error.name === "TimeoutError") {
-          throw new Deno.errors.TimedOut(
-            `Timed out after ${timeout} ms waiting for a reply on "${this.#transport.reader.path}"`,
-            { cause: error },
-          );
-        }
-        throw error;
-      } finally {
-        signal.removeEventListener("abort", onAbort);
-      }
     }
     const message = this.#queue.shift();
     if (message) return message;
@@ -340,19 +326,8 @@ async function readHandshake(reply: FifoFile, signal: AbortSignal, path: string)
       };
     }
     if (bytes.length > PIPE_BUF) throw new Error(`Malformed handshake on "${path}"`);
-    let onAbort = () => {};
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-    let n: number | null;
-    const read = reply.read(buffer);
-    read.catch(() => {}); // after an abort nobody awaits it; the session is torn down
-    try {
-      n = await Promise.race([read, aborted]);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
+    // After an abort nobody awaits the read: the session is torn down, its FIFO removed.
+    const n = await abortable(reply.read(buffer), signal);
     if (n === null) throw new Error(`The server closed the session on "${path}" before answering`);
     const grown = new Uint8Array(bytes.length + n);
     grown.set(bytes);
