@@ -70,9 +70,10 @@ const NUDGE_INTERVAL_MS = 250;
  * Runs the plain pair's echo loop (on a worker thread or the event loop) and stops it on
  * request (internal).
  *
- * The loop may be parked in `open`, `read` or `write`; {@linkcode PlainEngine.stop}
- * sets the stop flag and, until the worker confirms, opens the peer ends without blocking,
- * writes one byte it will discard and drains what it is trying to write.
+ * The loop publishes which blocking call it is in (`open`, `read` or `write`) in shared
+ * memory; {@linkcode PlainEngine.stop} sets the stop flag and, until the loop confirms,
+ * releases that one call: a peer that comes and goes for an `open`, a byte the loop will
+ * discard for a `read`, a drain for a `write` to a client that stopped reading.
  */
 export class PlainEngine {
   /** The latest counters the worker reported. */
@@ -87,10 +88,11 @@ export class PlainEngine {
   #blocked: Int32Array;
 
   /**
-   * Starts the worker.
+   * Starts the loop, on a worker or the event loop.
    *
    * @param config Everything but `control`.
    * @param handlers Where its events go.
+   * @param kind Which engine (see {@linkcode PlainEngineKind}).
    */
   constructor(
     config: Omit<PlainEngineConfig, "control">,
