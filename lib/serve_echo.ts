@@ -179,6 +179,9 @@ export class EchoServer implements AsyncDisposable {
     this.#created = created;
     this.#anchor = anchor;
     const { promise, resolve, reject } = Promise.withResolvers<EchoStats>();
+    // A server that fails while starting rejects `finished` before anyone could await it:
+    // that must not surface as an unhandled rejection (awaiting it still throws).
+    promise.catch(() => {});
     this.finished = promise;
     this.#settle = { resolve, reject };
     // Deno.exit() or an uncaught error elsewhere in the program still runs this: no FIFO
