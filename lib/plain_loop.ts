@@ -21,7 +21,15 @@ type Request =
   | { op: "open-peeker" }
   | { op: "peek"; file: FifoFile; buffer: Uint8Array }
   | { op: "write"; file: FifoFile; bytes: Uint8Array }
-  | { op: "sleep"; ms: number };
+  | { op: "sleep"; ms: number }
+  | {
+    op: "pump";
+    input: FifoFile;
+    output: FifoFile;
+    buffer: Uint8Array;
+    echo: (chunk: Uint8Array) => Uint8Array;
+    done: () => boolean;
+  };
 
 /** What the driver sends back: a FifoFile, FifoFile | null, number | null or boolean. */
 type Answer = unknown;
@@ -41,6 +49,7 @@ const BLOCKING = {
   "open-peeker": Blocked.NONE,
   peek: Blocked.NONE,
   sleep: Blocked.NONE,
+  pump: Blocked.NONE, // publishes its own reads and writes
 } as const;
 
 /** The longest pause between two looks for a reader on `NAME.out` while none is there. */
@@ -115,6 +124,28 @@ function* plainLoop(
           }
           count();
           reply = echo(side.subarray(0, m));
+        } else if (output) {
+          // The steady state, a client and its reader: read, echo, write in the driver,
+          // without a round trip through this generator per message.
+          const left = (yield {
+            op: "pump",
+            input,
+            output,
+            buffer,
+            echo: (chunk) => {
+              count();
+              return echo(chunk);
+            },
+            done: () => stopping() || echoer.failure !== undefined || echoer.exitRequested,
+          }) as Uint8Array | null | undefined;
+          if (left === null) break;
+          if (left) {
+            output.close(); // EPIPE: the reader left; look for another without blocking
+            output = null;
+            readerLeft = true;
+            dropped += left.length;
+          }
+          continue;
         } else {
           const n = (yield { op: "read", file: input, buffer }) as number | null;
           if (n === null) break;
@@ -225,7 +256,7 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
  * Performs one request, blocking the thread (`sync`) or returning a promise for the
  * operations that would block; the rest never wait either way.
  */
-function perform(request: Request, config: Config, sync: boolean): unknown {
+function perform(request: Request, config: Config, sync: boolean, blocked: Int32Array): unknown {
   const { uid } = config;
   switch (request.op) {
     case "open-input": {
@@ -256,6 +287,61 @@ function perform(request: Request, config: Config, sync: boolean): unknown {
     case "sleep":
       if (!sync) return new Promise((resolve) => setTimeout(resolve, request.ms));
       Atomics.wait(nap, 0, 0, request.ms);
+      return;
+    case "pump":
+      return sync ? pumpSync(request, blocked) : pump(request, blocked);
+  }
+}
+
+type Pump = Extract<Request, { op: "pump" }>;
+
+/**
+ * Echoes until the input ends (`null`), the reader leaves (the reply it refused) or
+ * `done()` (`undefined`), publishing each blocking call for the engine's stop.
+ */
+function pumpSync(p: Pump, blocked: Int32Array): Uint8Array | null | undefined {
+  for (;;) {
+    Atomics.store(blocked, 0, Blocked.READ);
+    const n = p.input.readSync(p.buffer);
+    Atomics.store(blocked, 0, Blocked.NONE);
+    if (n === null) return null;
+    if (p.done()) return undefined; // stopping: what woke the read is not a message
+    const reply = p.echo(p.buffer.subarray(0, n));
+    if (reply.length) {
+      Atomics.store(blocked, 0, Blocked.WRITE);
+      try {
+        p.output.writeAllSync(reply);
+      } catch (error) {
+        readerGone(error); // throws anything but EPIPE
+        return reply;
+      } finally {
+        Atomics.store(blocked, 0, Blocked.NONE);
+      }
+    }
+    if (p.done()) return undefined;
+  }
+}
+
+/** {@linkcode pumpSync} with awaited calls, for the event-loop engine. */
+async function pump(p: Pump, blocked: Int32Array): Promise<Uint8Array | null | undefined> {
+  for (;;) {
+    Atomics.store(blocked, 0, Blocked.READ);
+    const n = await p.input.read(p.buffer).finally(() => Atomics.store(blocked, 0, Blocked.NONE));
+    if (n === null) return null;
+    if (p.done()) return undefined;
+    const reply = p.echo(p.buffer.subarray(0, n));
+    if (reply.length) {
+      Atomics.store(blocked, 0, Blocked.WRITE);
+      try {
+        await p.output.writeAll(reply);
+      } catch (error) {
+        readerGone(error); // throws anything but EPIPE
+        return reply;
+      } finally {
+        Atomics.store(blocked, 0, Blocked.NONE);
+      }
+    }
+    if (p.done()) return undefined;
   }
 }
 
@@ -276,7 +362,7 @@ export function runPlainLoopSync(
   const loop = plainLoop(config, stopping, emit);
   for (let step = loop.next(); !step.done;) {
     Atomics.store(blocked, 0, BLOCKING[step.value.op]);
-    const answer = perform(step.value, config, true);
+    const answer = perform(step.value, config, true, blocked);
     Atomics.store(blocked, 0, Blocked.NONE);
     step = loop.next(answer);
   }
@@ -300,7 +386,7 @@ export async function runPlainLoop(
   const loop = plainLoop(config, stopping, emit);
   for (let step = loop.next(); !step.done;) {
     Atomics.store(blocked, 0, BLOCKING[step.value.op]);
-    const answer = await perform(step.value, config, false);
+    const answer = await perform(step.value, config, false, blocked);
     Atomics.store(blocked, 0, Blocked.NONE);
     step = loop.next(answer);
   }
