@@ -20,7 +20,7 @@
 import { parseArgs } from "node:util";
 import type { Framing } from "../lib/framing.ts";
 import { Rng } from "../tests/fuzz_driver.ts";
-import { entries, memoryOf, type Proc, projectPath, spawn, startServer } from "../tests/helpers.ts";
+import { entries, memoryOf, type Proc, spawnSoakClient, startServer } from "../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -96,14 +96,7 @@ let failure = "";
 function startDriver(framing: Framing, clients: number, runFor: number): Driver {
   const id = nextDriver++;
   const server = servers.find((s) => s.framing === framing)!;
-  const proc = spawn(Deno.execPath(), [
-    "run",
-    `--allow-read=${dir}`,
-    `--allow-write=${dir}`,
-    "--allow-run=mkfifo",
-    projectPath("tests/soak_client.ts"),
-    "--dir",
-    dir,
+  const proc = spawnSoakClient(dir, [
     "--name",
     server.name,
     "--framing",

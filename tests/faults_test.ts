@@ -18,6 +18,7 @@ import {
   projectPath,
   runCli,
   spawn,
+  spawnSoakClient,
   startServer,
   tempDir,
   waitUntil,
@@ -31,14 +32,7 @@ function soakClient(
   seed: number,
   extra: string[] = [],
 ) {
-  return spawn(Deno.execPath(), [
-    "run",
-    `--allow-read=${dir}`,
-    `--allow-write=${dir}`,
-    "--allow-run=mkfifo",
-    projectPath("tests/soak_client.ts"),
-    "--dir",
-    dir,
+  return spawnSoakClient(dir, [
     "--clients",
     String(clients),
     "--seconds",

@@ -244,3 +244,17 @@ export function isRunning(proc: Proc): Promise<boolean> {
     new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 0)),
   ]);
 }
+
+/** Starts a `tests/soak_client.ts` driver on the server in `dir`, with `args` after `--dir`. */
+export function spawnSoakClient(dir: string, args: string[], options: RunOptions = {}): Proc {
+  return spawn(Deno.execPath(), [
+    "run",
+    `--allow-read=${dir}`,
+    `--allow-write=${dir}`,
+    "--allow-run=mkfifo",
+    projectPath("tests/soak_client.ts"),
+    "--dir",
+    dir,
+    ...args,
+  ], options);
+}
