@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { abortable, explainTimeout } from "./abortable.ts";
 import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
@@ -334,28 +335,6 @@ async function readHandshake(reply: FifoFile, signal: AbortSignal, path: string)
     grown.set(buffer.subarray(0, n), bytes.length);
     bytes = grown;
   }
-}
-
-/** Races `promise` against `signal`; a losing promise's later rejection is swallowed. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  promise.catch(() => {});
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  return Promise.race([promise, aborted]).finally(() =>
-    signal.removeEventListener("abort", onAbort)
-  );
-}
-
-/** Turns an `AbortSignal.timeout` reason into a `Deno.errors.TimedOut` that says what for. */
-function explainTimeout(error: unknown, timeout: number, what: string): unknown {
-  if (error instanceof DOMException && error.name === "TimeoutError") {
-    return new Deno.errors.TimedOut(`Timed out after ${timeout} ms ${what}`, { cause: error });
-  }
-  return error;
 }
 
 /** Opens a private session: see README "Sessions". */

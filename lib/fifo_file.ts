@@ -16,6 +16,7 @@ import {
   writeSync as nodeWriteSync,
 } from "node:fs";
 import { dirname } from "node:path";
+import { abortable, explainTimeout } from "./abortable.ts";
 import { currentUid } from "./current_uid.ts";
 
 /** How a FIFO is opened. `readwrite` never waits for a peer (Linux allows it on FIFOs). */
@@ -278,26 +279,19 @@ export class FifoFile implements Disposable {
     const signal = signals.length ? AbortSignal.any(signals) : undefined;
     signal?.throwIfAborted();
     const pending = Deno.open(path, { read: access !== "write", write: access !== "read" });
+    if (!signal) return FifoFile.#adopt(path, await pending, before, uid);
+    const release = () => releasePendingOpen(path, access);
+    signal.addEventListener("abort", release, { once: true });
     let file: Deno.FsFile;
-    if (!signal) {
-      file = await pending;
-    } else {
-      let onAbort = () => {};
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => {
-          releasePendingOpen(path, access);
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      try {
-        file = await Promise.race([pending, aborted]);
-      } catch (error) {
-        pending.then((late) => late.close(), () => {});
-        throw explainAbort(error, path, access, options.timeout);
-      } finally {
-        signal.removeEventListener("abort", onAbort);
-      }
+    try {
+      file = await abortable(pending, signal);
+    } catch (error) {
+      pending.then((late) => late.close(), () => {});
+      if (options.timeout === undefined) throw error;
+      const peer = access === "read" ? "writer" : "reader";
+      throw explainTimeout(error, options.timeout, `waiting for a ${peer} on FIFO "${path}"`);
+    } finally {
+      signal.removeEventListener("abort", release);
     }
     return FifoFile.#adopt(path, file, before, uid);
   }
@@ -447,20 +441,4 @@ export class FifoFile implements Disposable {
 
 function timeoutSignal(ms: number | undefined): AbortSignal | undefined {
   return ms === undefined || ms === Infinity ? undefined : AbortSignal.timeout(ms);
-}
-
-function explainAbort(
-  error: unknown,
-  path: string,
-  access: FifoAccess,
-  timeout: number | undefined,
-): unknown {
-  if (timeout !== undefined && error instanceof DOMException && error.name === "TimeoutError") {
-    const peer = access === "read" ? "writer" : "reader";
-    return new Deno.errors.TimedOut(
-      `Timed out after ${timeout} ms waiting for a ${peer} on FIFO "${path}"`,
-      { cause: error },
-    );
-  }
-  return error;
 }
