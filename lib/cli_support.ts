@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { type Framing, FRAMINGS } from "./framing.ts";
 import type { PlainEngineKind } from "./plain_engine.ts";
+import { serverPlace } from "./server_place.ts";
 
 /** A bad command line: exit status 2. */
 export class UsageError extends Error {
@@ -55,13 +56,16 @@ export function parseEngine(text: string | undefined): PlainEngineKind | undefin
   return text as PlainEngineKind;
 }
 
-/** Reads a `--name`: a plain file name, no path. */
+/** Reads a `--name`: a plain file name, no path (the library's own rule). */
 export function parseName(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
-  if (!/^[A-Za-z0-9._-]+$/.test(text) || text === "." || text === "..") {
-    throw new UsageError(`Invalid --name "${text}": use letters, digits, ".", "_" and "-"`);
+  try {
+    return serverPlace({ name: text }).name;
+  } catch (cause) {
+    throw new UsageError(`Invalid --name "${text}": use letters, digits, ".", "_" and "-"`, {
+      cause,
+    });
   }
-  return text;
 }
 
 /**

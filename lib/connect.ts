@@ -1,9 +1,9 @@
-import { resolve } from "node:path";
 import { abortable, explainTimeout } from "./abortable.ts";
 import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
+import { serverPlace } from "./server_place.ts";
 import {
   encodeData,
   encodeRecord,
@@ -456,8 +456,7 @@ async function connectSession(
  * @returns The open connection.
  */
 export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
-  const dir = resolve(options.dir ?? "/tmp");
-  const name = options.name ?? "pipe";
+  const { dir, name } = serverPlace(options);
   const framing = options.framing ?? "lines";
   const maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
   const timeout = options.timeout ?? 5000;

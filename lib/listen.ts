@@ -1,8 +1,8 @@
-import { resolve } from "node:path";
 import { currentUid } from "./current_uid.ts";
 import { isServed } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
+import { checkServerDir, serverPlace } from "./server_place.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 
 /** Options for {@linkcode listen}. */
@@ -230,11 +230,11 @@ export class FifoListener implements AsyncIterable<FifoServerConn>, AsyncDisposa
  * @returns The listener.
  */
 export async function listen(options: ListenOptions = {}): Promise<FifoListener> {
-  const dir = resolve(options.dir ?? "/tmp");
-  const name = options.name ?? "pipe";
+  const { dir, name } = serverPlace(options);
   const framing = options.framing ?? "lines";
   const maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
   new FrameDecoder(framing, { maxMessage }); // validates both
+  checkServerDir(dir);
   const uid = currentUid(dir);
   const path = `${dir}/${name}.ctl`;
   if (isServed(path, uid)) {

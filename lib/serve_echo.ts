@@ -1,4 +1,3 @@
-import { resolve } from "node:path";
 import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, type Framing, FRAMINGS } from "./framing.ts";
@@ -6,6 +5,7 @@ import { makeFifo, removeFifo } from "./make_fifo.ts";
 import { PlainEngine, type PlainEngineKind } from "./plain_engine.ts";
 import { Echoer } from "./echoer.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
+import { checkServerDir, serverPlace } from "./server_place.ts";
 import { writeStdoutSync } from "./write_stdout.ts";
 
 /** Options for {@linkcode serveEcho}. */
@@ -100,18 +100,13 @@ export interface EchoServerPaths {
 }
 
 const EXIT_EVENTS = ["unload", "error", "unhandledrejection"] as const;
-const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 
 /** Checks the options a server needs, throwing `TypeError` with the offending value. */
 function validate(options: EchoServerOptions) {
-  const dir = resolve(options.dir ?? "/tmp");
-  const name = options.name ?? "pipe";
+  const { dir, name } = serverPlace(options);
   const framing = options.framing ?? "lines";
   const maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
   const exitWord = options.exitWord ?? "exit";
-  if (!NAME_PATTERN.test(name) || name === "." || name === "..") {
-    throw new TypeError(`Invalid name "${name}": use letters, digits, ".", "_" and "-"`);
-  }
   if (!FRAMINGS.includes(framing)) {
     throw new TypeError(`Invalid framing "${framing}": expected one of ${FRAMINGS.join(", ")}`);
   }
@@ -122,21 +117,6 @@ function validate(options: EchoServerOptions) {
     throw new TypeError(`Invalid exit word "${exitWord}": it cannot contain a newline`);
   }
   return { dir, name, framing, maxMessage, exitWord };
-}
-
-/** Refuses a `dir` that is a symlink or not a directory, before anything is created in it. */
-function checkDir(dir: string): void {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(dir);
-  } catch (cause) {
-    if (cause instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`Cannot serve in "${dir}": it does not exist`, { cause });
-    }
-    throw cause;
-  }
-  if (info.isSymlink) throw new Error(`Cannot serve in "${dir}": it is a symlink`);
-  if (!info.isDirectory) throw new Error(`Cannot serve in "${dir}": it is not a directory`);
 }
 
 /**
@@ -282,7 +262,7 @@ function echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array,
  */
 export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoServer> {
   const { dir, name, framing, maxMessage, exitWord } = validate(options);
-  checkDir(dir);
+  checkServerDir(dir);
   const uid = currentUid(dir);
   const paths = {
     input: `${dir}/${name}.in`,

@@ -55,11 +55,6 @@ export class HubSession {
     this.#alive = alive;
   }
 
-  /** Whether the session has ended. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** Bytes accepted by {@linkcode HubSession.send} but not yet taken by the pipe. */
   get queued(): number {
     return this.#queued;
@@ -234,11 +229,6 @@ export class SessionHub {
   /** Sessions opened so far. */
   get opened(): number {
     return this.#opened;
-  }
-
-  /** Sessions open now. */
-  get size(): number {
-    return this.#sessions.size;
   }
 
   /**

@@ -346,8 +346,8 @@ async function echoed(proc: Proc): Promise<void> {
 
 /**
  * Runs `body` with the server frozen (SIGSTOP), then thaws and stops it cleanly. Freeze
- * only a server that has answered a session: before that, a SIGTERM can be lost (see the
- * start-up BUG in server_test.ts).
+ * only a server that has answered a session, so the freeze lands on a server that serves,
+ * not one still starting.
  */
 async function whileFrozen(server: Proc, dir: string, body: () => Promise<void>) {
   server.child.kill("SIGSTOP");

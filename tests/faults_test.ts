@@ -425,17 +425,8 @@ Deno.test({
 
 Deno.test({
   name: "faults: one live client cannot pin the server's file descriptors",
-  // Regression (fixed): lib/session_hub.ts keeps every ended session in `#ended`, with
-  // its `alive` descriptor (both, for a refused one), until that client's `alive` end
-  // closes, with no cap and no dedupe by directory. One live client that ends sessions on
-  // the same directory (HELLO, BYE, again) makes the server hold one more descriptor each
-  // time: 3000 sessions → 3000 descriptors. At the process limit (here `ulimit -n 256`;
-  // 1024 is a common default) new sessions are refused with EMFILE and, worse, the plain
-  // pair's next open of NAME.in fails with EMFILE, which lib/plain_loop.ts treats as fatal:
-  // the whole server exits with status 1 ("error: EMFILE: too many open files, open
-  // '…/pipe.in'"). Fix: keep at most one watched entry per session directory (a new HELLO
-  // for a watched directory replaces it), or watch only dropped sessions and cap them;
-  // and treat EMFILE/ENFILE on the plain pair as one client's failure, not a fatal one.
+  // Guards the per-directory watch of ended sessions: one client reusing its directory
+  // must not pin a descriptor per session, and EMFILE on the plain pair is not fatal.
   async fn() {
     using dir = tempDir("faults-bug-");
     const procs: Proc[] = [];

@@ -75,9 +75,8 @@ Deno.test("SIGKILL a quarter of the clients mid-stream: the rest finish byte-exa
 Deno.test({
   name:
     "SIGKILL a quarter of the clients mid-stream: nothing of theirs is left once the server noticed",
-  // Regression (fixed): lib/session_hub.ts HubSession.send()/flush() close a session whose reply write
-  // fails (EPIPE: the client died with replies in flight) with removeFiles=false, and
-  // close() drops it from the liveness poll, so its directory and FIFOs are never removed.
+  // Guards cleanup of sessions that end on EPIPE: their directories go once the client
+  // is gone, not at the next server start.
   async fn() {
     await echoScenario({
       framing: "lines",
@@ -111,10 +110,7 @@ Deno.test("a client killed while idle: the server notices and removes its sessio
 
 Deno.test({
   name: "a client killed with replies in flight leaves no session directory (minimal repro)",
-  // Regression (fixed): lib/session_hub.ts HubSession.flush() (and send()) catch the BrokenPipe of a
-  // dead client's reply FIFO and call this.close(reason) without removeFiles; close()
-  // removes the session from the hub, so #checkLiveness never sees its `alive` EOF and
-  // removeSessionDir() is never called. The directory stays until a server restarts.
+  // Guards cleanup of sessions that end on EPIPE with replies still queued.
   async fn() {
     using tmp = tempDir();
     await using server = await startSessionServer(tmp.path);
@@ -136,11 +132,8 @@ Deno.test({
 
 Deno.test({
   name: "connect() waits (within its timeout) while the shared request FIFO is full",
-  // Regression (fixed): lib/connect.ts connectSession() sends its HELLO with
-  // `fast.writeAllSync(encodeRecord(RecordType.HELLO, …))` on the O_NONBLOCK end of
-  // NAME.ctl; when other clients' DATA records fill that pipe (64 KiB) it throws
-  // WouldBlock `FIFO "…/NAME.ctl" is full` and the client exits 1 at once. DATA records
-  // fall back to a blocking end (writeRecords); the HELLO should too.
+  // Guards the HELLO path: with the request FIFO full, connect() waits for room (within
+  // its timeout) through the blocking end, as DATA records do, instead of failing.
   async fn() {
     using tmp = tempDir();
     const ctl = `${tmp.path}/pipe.ctl`;
@@ -319,17 +312,8 @@ Deno.test("framing mismatch: a length client against a lines server exits 1 with
 
 Deno.test({
   name: "framing mismatch: every refused client is told why, at once",
-  // Regression (fixed): lib/connect.ts connectSession() writes the HELLO and only then does a blocking
-  // `FifoFile.open(replyPath, { access: "read", signal })`. On a refusal (framing mismatch,
-  // "the server is stopping") lib/session_hub.ts #accept() opens `reply`, writes the error
-  // handshake and closes it at once; when that happens before the client's blocking open
-  // reaches the kernel, the open waits for a writer that never comes (a FIFO read open waits
-  // for a *new* writer even with data buffered): the client times out after --timeout with
-  // `Timed out after undefined ms waiting for a writer on FIFO ".../reply"` (also note
-  // "undefined": `timeout` is not passed to that open) instead of the refusal. Measured:
-  // 12 of 20 refused clients. Fix: read the handshake on the non-blocking `placeholder`
-  // (already open) and open the blocking reader only after an accepting handshake, or start
-  // the blocking open before writing the HELLO.
+  // Guards the refusal path: the server keeps a refused client's reply FIFO open until
+  // the client has gone, so a client whose open comes late still reads why.
   async fn() {
     using tmp = tempDir();
     await using server = await startSessionServer(tmp.path);
@@ -460,9 +444,7 @@ Deno.test("listen()/connect() in-process: an upper-casing server, closed by its 
 
 Deno.test({
   name: "listen(): close() called again while closing waits for the first close",
-  // Regression (fixed): lib/listen.ts FifoListener.close() returns at once when #closed is already set,
-  // so after an abort (which calls close() without awaiting it) `await listener.close()`
-  // resolves before the hub has stopped and before DIR/NAME.ctl is removed.
+  // Guards close(): a second call waits for the first to finish.
   async fn() {
     using tmp = tempDir();
     const controller = new AbortController();

@@ -60,9 +60,7 @@ Deno.test("stress: SIGKILL 8 of 32 clients mid-stream: the other 24 finish byte-
 Deno.test({
   name:
     "stress: SIGKILL 8 of 32 clients mid-stream: nothing of theirs is left once the server noticed",
-  // Regression (fixed): lib/session_hub.ts HubSession.send()/flush() close a session whose reply write
-  // fails with EPIPE without removing its files, and drop it from the liveness poll (see
-  // the minimal repro in sessions_test.ts).
+  // Guards cleanup of sessions that end on EPIPE (see sessions_test.ts), at full size.
   async fn() {
     await echoScenario({
       framing: "lines",
