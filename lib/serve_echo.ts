@@ -1,6 +1,6 @@
 import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed } from "./fifo_file.ts";
-import { DEFAULT_MAX_MESSAGE, type Framing, FRAMINGS } from "./framing.ts";
+import { DEFAULT_MAX_MESSAGE, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
 import { PlainEngine, type PlainEngineKind } from "./plain_engine.ts";
 import { Echoer } from "./echoer.ts";
@@ -107,12 +107,7 @@ function validate(options: EchoServerOptions) {
   const framing = options.framing ?? "lines";
   const maxMessage = options.maxMessage ?? DEFAULT_MAX_MESSAGE;
   const exitWord = options.exitWord ?? "exit";
-  if (!FRAMINGS.includes(framing)) {
-    throw new TypeError(`Invalid framing "${framing}": expected one of ${FRAMINGS.join(", ")}`);
-  }
-  if (!Number.isSafeInteger(maxMessage) || maxMessage < 1 || maxMessage > 0x7fffffff) {
-    throw new TypeError(`Invalid maxMessage "${maxMessage}": expected 1 to 2147483647 bytes`);
-  }
+  new FrameDecoder(framing, { maxMessage }); // validates both, as listen() and connect() do
   if (exitWord.includes("\n")) {
     throw new TypeError(`Invalid exit word "${exitWord}": it cannot contain a newline`);
   }
