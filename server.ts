@@ -9,7 +9,6 @@
 import {
   parseCommandLine,
   parseCount,
-  parseEngine,
   parseFraming,
   parseName,
   reportFailure,
@@ -27,8 +26,6 @@ Options:
   --framing MODE         lines | length | raw (default lines)
   --max-message BYTES    largest message accepted (default 1048576)
   --exit-word WORD       a message equal to WORD stops the server; '' disables (default exit)
-  --engine KIND          auto | worker | async: where the echo loop runs (default auto:
-                         worker when --allow-read covers lib/, else async)
   --no-sessions          serve the plain pair only (no DIR/NAME.ctl)
   --quiet                no "received msg" line per message
   -h, --help             show this help
@@ -44,7 +41,6 @@ async function main(args: string[]): Promise<number> {
       framing: { type: "string" },
       "max-message": { type: "string" },
       "exit-word": { type: "string" },
-      engine: { type: "string" },
       "no-sessions": { type: "boolean" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -65,7 +61,6 @@ async function main(args: string[]): Promise<number> {
         framing: parseFraming(values.framing),
         maxMessage: parseCount("--max-message", values["max-message"], 1),
         exitWord: values["exit-word"],
-        engine: parseEngine(values.engine),
         logMessages: !values.quiet,
         sessions: !values["no-sessions"],
         signal: controller.signal,

@@ -6,7 +6,6 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { type Framing, FRAMINGS } from "./framing.ts";
-import type { PlainEngineKind } from "./plain_engine.ts";
 import { serverPlace } from "./server_place.ts";
 
 /** A bad command line: exit status 2. */
@@ -45,15 +44,6 @@ export function parseFraming(text: string | undefined): Framing | undefined {
     throw new UsageError(`Invalid --framing "${text}": expected one of ${FRAMINGS.join(", ")}`);
   }
   return text as Framing;
-}
-
-/** Reads an `--engine` choice. */
-export function parseEngine(text: string | undefined): PlainEngineKind | undefined {
-  if (text === undefined) return undefined;
-  if (!["auto", "worker", "async"].includes(text)) {
-    throw new UsageError(`Invalid --engine "${text}": expected one of auto, worker, async`);
-  }
-  return text as PlainEngineKind;
 }
 
 /** Reads a `--name`: a plain file name, no path (the library's own rule). */

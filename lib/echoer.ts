@@ -95,10 +95,7 @@ export class Echoer {
    * {@linkcode Echoer.failure} says why the rest of the stream must be dropped.
    */
   feed(chunk: Uint8Array): Uint8Array {
-    this.#chunk = chunk;
-    this.#runStart = this.#runEnd = -1;
-    this.#outLength = 0;
-    this.#copied = false;
+    this.#begin(chunk);
     if (!this.exitRequested && !this.failure) {
       try {
         this.#decoder.push(chunk, this.#onMessage);
@@ -107,6 +104,45 @@ export class Echoer {
         this.failure = error;
       }
     }
+    return this.#result();
+  }
+
+  /**
+   * Ends the stream. In `lines` framing a last line without its `\n` is a message and is
+   * echoed as sent (as std's `TextLineStream` treats it); in `length` framing an unfinished
+   * message sets {@linkcode Echoer.failure}, so that it is refused with a log line rather
+   * than lost without a word.
+   *
+   * @returns The bytes to echo (empty when nothing was pending).
+   */
+  finish(): Uint8Array {
+    const pending = this.#decoder.pending;
+    if (!pending || this.exitRequested || this.failure) {
+      this.#decoder.reset();
+      return new Uint8Array(0);
+    }
+    if (this.#decoder.framing === "lines") {
+      const rest = this.#decoder.takeRest();
+      this.#begin(rest);
+      this.#take(rest, rest, true);
+      return this.#result();
+    }
+    this.#decoder.reset();
+    this.failure = new RangeError(
+      `The stream ended inside a message (${pending} bytes held or still expected)`,
+    );
+    return new Uint8Array(0);
+  }
+
+  #begin(chunk: Uint8Array): void {
+    this.#chunk = chunk;
+    this.#runStart = this.#runEnd = -1;
+    this.#outLength = 0;
+    this.#copied = false;
+  }
+
+  #result(): Uint8Array {
+    const chunk = this.#chunk;
     if (!this.#copied) {
       return this.#runStart < 0
         ? chunk.subarray(0, 0)

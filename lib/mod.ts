@@ -33,7 +33,6 @@ export {
 } from "./framing.ts";
 export { FifoListener, FifoServerConn, listen, type ListenOptions } from "./listen.ts";
 export { makeFifo, type MakeFifoOptions, removeFifo } from "./make_fifo.ts";
-export type { PlainEngineKind } from "./plain_engine.ts";
 export { printable } from "./printable.ts";
 export {
   EchoServer,

@@ -1,29 +1,42 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 /**
- * The plain pair's worker thread: runs the echo loop with blocking `readSync`/`writeSync`,
- * 2 syscalls per echo and no thread hop, parking only this thread. Internal; started by
- * {@linkcode PlainEngine}, which stops it by setting the stop flag and waking its call.
+ * The plain pair's input thread: runs {@linkcode runPlainInput} on real FIFOs with
+ * blocking calls. Internal; bundled into `plain_worker_bundle.ts` (`deno task bundle`) and
+ * started by `PlainEngine` from a `blob:` URL, so it needs no read access to `lib/`.
  *
  * @module
  */
-import { runPlainLoopSync } from "./plain_loop.ts";
-import type { PlainEngineConfig, PlainEngineEvent } from "./plain_engine.ts";
+import { FifoFile } from "./fifo_file.ts";
+import { type InputIo, runPlainInput } from "./plain_input.ts";
+import { type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
+import { writeStdoutSync } from "./write_stdout.ts";
 
-function post(event: PlainEngineEvent): void {
-  self.postMessage(event);
+function post(event: InputEvent): void {
+  if (event.type === "replies") self.postMessage(event, [event.bytes.buffer as ArrayBuffer]);
+  else self.postMessage(event);
 }
 
-self.onmessage = (event: MessageEvent<PlainEngineConfig>) => {
-  const config = event.data;
-  const flags = new Int32Array(config.control);
+self.onmessage = (message: MessageEvent<PlainConfig>) => {
+  const config = message.data;
+  const slots = new Int32Array(config.shared);
+  const { uid } = config;
+  const io: InputIo = {
+    openInput: () => FifoFile.openSync(config.input, { access: "read", uid }),
+    openOutputNow() {
+      try {
+        return FifoFile.openSync(config.output, { access: "write", nonblocking: true, uid });
+      } catch (error) {
+        if (error instanceof Deno.errors.NotConnected) return null;
+        throw error;
+      }
+    },
+    post,
+    log: writeStdoutSync,
+    nap: (ms) => void Atomics.wait(slots, Slot.STOP, 0, ms),
+  };
   try {
-    runPlainLoopSync(
-      config,
-      () => Atomics.load(flags, 0) !== 0,
-      post,
-      new Int32Array(config.control, 4, 1),
-    );
+    runPlainInput(config, io);
     post({ type: "stopped" });
   } catch (error) {
     post({ type: "fatal", message: (error as Error)?.message ?? String(error) });

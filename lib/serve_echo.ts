@@ -1,8 +1,8 @@
 import { currentUid } from "./current_uid.ts";
-import { FifoFile, isServed } from "./fifo_file.ts";
+import { isServed } from "./fifo_file.ts";
+import { FifoKeeper } from "./fifo_keeper.ts";
 import { DEFAULT_MAX_MESSAGE, FrameDecoder, type Framing } from "./framing.ts";
-import { makeFifo, removeFifo } from "./make_fifo.ts";
-import { PlainEngine, type PlainEngineKind } from "./plain_engine.ts";
+import { PlainEngine } from "./plain_engine.ts";
 import { Echoer } from "./echoer.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 import { checkServerDir, serverPlace } from "./server_place.ts";
@@ -53,14 +53,6 @@ export interface EchoServerOptions {
    */
   onClientError?: (message: string) => void;
   /**
-   * Where the plain pair's echo loop runs: `worker` (blocking I/O on its own thread, the
-   * fast path; needs read access to this module's directory), `async` (on the event loop)
-   * or `auto` (`worker` when permitted).
-   *
-   * @default {"auto"}
-   */
-  engine?: PlainEngineKind;
-  /**
    * Also serve private sessions on `DIR/NAME.ctl`, so that many clients can talk at once
    * (see README "Sessions").
    *
@@ -100,6 +92,10 @@ export interface EchoServerPaths {
 }
 
 const EXIT_EVENTS = ["unload", "error", "unhandledrejection"] as const;
+/** How often a server looks for removed or replaced public names, besides each client. */
+const NAME_CHECK_MS = 5000;
+/** How long a stop waits for a call parked on a FIFO that nobody can reach any more. */
+const STOP_DEADLINE_MS = 1500;
 
 /** Checks the options a server needs, throwing `TypeError` with the offending value. */
 function validate(options: EchoServerOptions) {
@@ -113,6 +109,11 @@ function validate(options: EchoServerOptions) {
   }
   return { dir, name, framing, maxMessage, exitWord };
 }
+
+let createServer: (paths: EchoServerPaths, keeper: FifoKeeper) => EchoServer;
+let startServer: (server: EchoServer, engine: PlainEngine, hub?: SessionHub) => void;
+let watchNames: (server: EchoServer, onNote: (message: string) => void) => void;
+let checkNames: (server: EchoServer, onNote: (message: string) => void) => void;
 
 /**
  * A running echo server. Stop it with {@linkcode EchoServer.close}, the exit word, or the
@@ -133,26 +134,30 @@ export class EchoServer implements AsyncDisposable {
   readonly paths: EchoServerPaths;
   /** Settles when the server has stopped: with its stats, or the fatal error. */
   readonly finished: Promise<EchoStats>;
-  #created: [string, Deno.FileInfo][];
-  #anchor: FifoFile;
+  #keeper: FifoKeeper;
   #engine: PlainEngine | undefined;
   #hub: SessionHub | undefined;
+  #nameTimer: ReturnType<typeof setInterval> | undefined;
   #sessionTotals = { messages: 0, bytes: 0 };
   #started = performance.now();
   #closing: Promise<EchoStats> | undefined;
   #settle: { resolve(stats: EchoStats): void; reject(error: Error): void };
   // An error a handler has already dealt with (defaultPrevented) does not end the process.
-  #removeSync = (event: Event) => event.defaultPrevented || this.#removeFifos();
+  #removeSync = (event: Event) => event.defaultPrevented || this.#keeper.remove();
 
-  /** @internal Use {@linkcode serveEcho}. */
-  constructor(
-    paths: EchoServerPaths,
-    created: [string, Deno.FileInfo][],
-    anchor: FifoFile,
-  ) {
+  static {
+    createServer = (paths, keeper) => new EchoServer(paths, keeper);
+    startServer = (server, engine, hub) => {
+      server.#engine = engine;
+      server.#hub = hub;
+    };
+    watchNames = (server, onNote) => server.#watchNames(onNote);
+    checkNames = (server, onNote) => server.#checkNames(onNote);
+  }
+
+  private constructor(paths: EchoServerPaths, keeper: FifoKeeper) {
     this.paths = paths;
-    this.#created = created;
-    this.#anchor = anchor;
+    this.#keeper = keeper;
     const { promise, resolve, reject } = Promise.withResolvers<EchoStats>();
     // A server that fails while starting rejects `finished` before anyone could await it:
     // that must not surface as an unhandled rejection (awaiting it still throws).
@@ -162,18 +167,6 @@ export class EchoServer implements AsyncDisposable {
     // Deno.exit() or an uncaught error elsewhere in the program still runs this: no FIFO
     // outlives the process ("unload" does not fire on an uncaught error).
     for (const event of EXIT_EVENTS) globalThis.addEventListener(event, this.#removeSync);
-  }
-
-  /** @internal */
-  start(engine: PlainEngine, hub: SessionHub | undefined): void {
-    this.#engine = engine;
-    this.#hub = hub;
-  }
-
-  /** @internal Counts what a session echoed. */
-  countSession(messages: number, bytes: number): void {
-    this.#sessionTotals.messages += messages;
-    this.#sessionTotals.bytes += bytes;
   }
 
   /** Counters so far. */
@@ -191,16 +184,25 @@ export class EchoServer implements AsyncDisposable {
   /**
    * Stops serving, removes the FIFOs and resolves with the final stats.
    *
+   * A call parked on a FIFO that someone removed together with the server's private
+   * directory can no longer be woken; the stop gives up on it after 1.5 s (the thread
+   * stays parked until the process exits).
+   *
    * @param error The fatal error that ends the server, if any: `finished` rejects with it.
    * @returns The final stats.
    */
   close(error?: Error): Promise<EchoStats> {
     this.#closing ??= (async () => {
+      clearInterval(this.#nameTimer);
       try {
-        await Promise.all([this.#engine?.stop(), this.#hub?.stop()]);
+        const stopped = Promise.all([this.#engine?.stop(), this.#hub?.stop()]);
+        const deadline = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, STOP_DEADLINE_MS);
+          stopped.finally(() => clearTimeout(timer));
+        });
+        await Promise.race([stopped, deadline]);
       } finally {
-        this.#anchor.close();
-        this.#removeFifos();
+        this.#keeper.remove();
         for (const event of EXIT_EVENTS) globalThis.removeEventListener(event, this.#removeSync);
       }
       const stats = this.stats;
@@ -211,8 +213,49 @@ export class EchoServer implements AsyncDisposable {
     return this.#closing;
   }
 
-  #removeFifos(): void {
-    for (const [path, info] of this.#created) removeFifo(path, info);
+  /** Counts what a session echoed. */
+  #countSession(messages: number, bytes: number): void {
+    this.#sessionTotals.messages += messages;
+    this.#sessionTotals.bytes += bytes;
+  }
+
+  /** Echoes one piece of a session's stream back to it. */
+  static echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array, log: boolean) {
+    const echoer = session.state as Echoer;
+    const [messages, echoed] = [echoer.messages, echoer.bytes];
+    const reply = echoer.feed(bytes);
+    if (log) {
+      const lines = echoer.takeLog();
+      if (lines) writeStdoutSync(lines);
+    }
+    server.#countSession(echoer.messages - messages, echoer.bytes - echoed);
+    session.send(reply);
+    if (echoer.failure) session.close(`Dropped session ${session.id}: ${echoer.failure.message}`);
+    if (echoer.exitRequested) void server.close();
+  }
+
+  /**
+   * Checks the public names every {@linkcode NAME_CHECK_MS}: one that vanished is put back
+   * (the same FIFO), one that names something else stops the server. (`Deno.watchFs` would
+   * save the timer, but it opens files it reports on, and an `open()` of a FIFO blocks.)
+   */
+  #watchNames(onNote: (message: string) => void): void {
+    const timer = setInterval(() => this.#checkNames(onNote), NAME_CHECK_MS);
+    Deno.unrefTimer(timer);
+    this.#nameTimer = timer;
+  }
+
+  /** Compares the public names with our FIFOs once (see `#watchNames`). */
+  #checkNames(onNote: (message: string) => void): void {
+    if (this.#closing) return;
+    for (const { path, problem } of this.#keeper.check()) {
+      if (problem === "missing" && this.#keeper.restore(path)) {
+        onNote(`Put back "${path}": it had been removed or renamed`);
+        continue;
+      }
+      void this.close(new Error(`Cannot serve on "${path}": it now names something else`));
+      return;
+    }
   }
 
   /** Stops the server (for `await using`). */
@@ -221,27 +264,14 @@ export class EchoServer implements AsyncDisposable {
   }
 }
 
-/** Echoes one piece of a session's stream back to it. */
-function echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array, log: boolean) {
-  const echoer = session.state as Echoer;
-  const [messages, echoed] = [echoer.messages, echoer.bytes];
-  const reply = echoer.feed(bytes);
-  if (log) {
-    const lines = echoer.takeLog();
-    if (lines) writeStdoutSync(lines);
-  }
-  server.countSession(echoer.messages - messages, echoer.bytes - echoed);
-  session.send(reply);
-  if (echoer.failure) session.close(`Dropped session ${session.id}: ${echoer.failure.message}`);
-  if (echoer.exitRequested) void server.close();
-}
-
 /**
  * Serves the echo on `DIR/NAME.in` → `DIR/NAME.out`.
  *
  * Creates both FIFOs (mode `0600`), replacing stale ones a dead server left behind but
  * refusing anything else at their paths, and refusing to start where a live server is
- * serving. Messages are echoed byte-exact on a worker thread; clients come and go.
+ * serving. Messages are echoed byte-exact on a worker thread; clients come and go, in
+ * any order of opens. A removed FIFO is put back; one replaced by something else stops
+ * the server with an error.
  *
  * Permissions: `--allow-read` and `--allow-write` for `dir`, `--allow-run=mkfifo`.
  *
@@ -269,77 +299,60 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
       `Cannot serve on "${paths.input}": another server is already serving it`,
     );
   }
-  const created: [string, Deno.FileInfo][] = [];
-  let anchor: FifoFile | undefined;
-  try {
-    created.push([paths.output, await makeFifo(paths.output, { replace: true, uid })]);
-    // Held for the server's whole life: a reader that never reads, so clients can open
-    // the input while the engine is between two clients, and a second server sees us.
-    // Opened before the FIFO gets its public name: if the path is there, so is a reader.
-    const input = await makeFifo(paths.input, {
-      replace: true,
-      uid,
-      beforePublish: (staging) => {
-        anchor = FifoFile.openSync(staging, { access: "read", nonblocking: true, uid });
-      },
-    });
-    created.push([paths.input, input]);
-  } catch (error) {
-    anchor?.close();
-    for (const [path, info] of created) removeFifo(path, info);
-    throw error;
-  }
-  const server = new EchoServer(paths, created, anchor!);
+  FifoKeeper.sweep(dir, name, uid);
+  const keeper = FifoKeeper.create(dir, name, uid);
+  const server = createServer(paths, keeper);
   const onClientError = options.onClientError ?? ((message: string) => console.error(message));
   const logMessages = options.logMessages ?? false;
-  const echoerOptions = { maxMessage, exitWord, logMessages };
-  const engine = new PlainEngine(
-    { inPath: paths.input, outPath: paths.output, framing, maxMessage, exitWord, logMessages, uid },
-    {
-      onExitWord: () => void server.close(),
-      onClientError,
-      onFatal: (error) => void server.close(error),
-    },
-    options.engine,
-  );
-  let hub: SessionHub | undefined;
-  if (options.sessions ?? true) {
-    hub = new SessionHub({ dir, name, framing, maxMessage, uid }, {
-      onOpen: (session) => session.state = new Echoer(framing, echoerOptions),
-      onData: (session, bytes) => echoSession(server, session, bytes, logMessages),
-      onClose: () => {},
-      onError: onClientError,
-      onFatal: (error) => void server.close(error),
-    });
-  }
-  server.start(engine, hub);
   try {
+    const output = await keeper.add("out");
+    const input = await keeper.add("in");
+    const engine = new PlainEngine(
+      {
+        input,
+        output,
+        outputName: paths.output,
+        framing,
+        maxMessage,
+        exitWord,
+        logMessages,
+        uid,
+      },
+      {
+        onExitWord: () => void server.close(),
+        onClient: () => checkNames(server, onClientError),
+        onClientError,
+        onFatal: (error) => void server.close(error),
+      },
+    );
+    let hub: SessionHub | undefined;
+    if (options.sessions ?? true) {
+      const echoerOptions = { maxMessage, exitWord, logMessages };
+      hub = new SessionHub({ dir, name, framing, maxMessage, uid }, {
+        onOpen: (session) => session.state = new Echoer(framing, echoerOptions),
+        onData: (session, bytes) => EchoServer.echoSession(server, session, bytes, logMessages),
+        onClose: () => {},
+        onError: onClientError,
+        onFatal: (error) => void server.close(error),
+      });
+    }
+    startServer(server, engine, hub);
     if (hub) {
       hub.sweepLeftovers();
-      const control = await makeFifo(paths.control, {
-        replace: true,
-        uid,
-        beforePublish: (staging) => hub.start(staging),
-      });
-      created.push([paths.control, control]);
+      await keeper.add("ctl", (inside) => hub.start(inside));
     }
     // Two servers started at once both saw no live peer; the later one replaced the
     // earlier one's FIFOs. The earlier one notices here and backs off.
-    for (const [path, info] of created) {
-      let now: Deno.FileInfo | undefined;
-      try {
-        now = Deno.lstatSync(path);
-      } catch { /* removed by the other server */ }
-      if (now?.ino !== info.ino || now?.dev !== info.dev) {
-        throw new Deno.errors.AddrInUse(
-          `Cannot serve on "${path}": another server started on it at the same time`,
-        );
-      }
+    for (const { path } of keeper.check()) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot serve on "${path}": another server started on it at the same time`,
+      );
     }
   } catch (error) {
     await server.close(error as Error).catch(() => {});
     throw error;
   }
+  watchNames(server, onClientError);
   // A signal that fired while we were starting has no listener to tell: check it too.
   if (options.signal?.aborted) void server.close();
   else options.signal?.addEventListener("abort", () => void server.close(), { once: true });

@@ -257,7 +257,7 @@ Deno.test("client --shared against a --no-sessions server; auto falls back to th
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir, ["--no-sessions"]);
-  assert.deepEqual(entries(dir), ["pipe.in", "pipe.out"]);
+  assert.deepEqual(entries(dir), [".pipe.keep-*", "pipe.in", "pipe.out"]);
   const shared = await client(dir, ["--shared", "--send", "one"]);
   assert.equal(shared.stdout, "one\n");
   assert.equal(shared.code, 0);
@@ -398,7 +398,9 @@ Deno.test("client: a server that stops answering mid-run is a timeout, exit 1", 
   }
 });
 
-Deno.test("client --shared: a frozen server is a timeout on its output FIFO", async () => {
+// A stopped process's parked open() is interrupted and no longer counts as a reader, so a
+// frozen server is a timeout on its input.
+Deno.test("client --shared: a frozen server is a timeout on its input FIFO", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
@@ -407,7 +409,7 @@ Deno.test("client --shared: a frozen server is a timeout on its output FIFO", as
     const result = await client(dir, ["--shared", "--timeout", "400", "--send", "x"]);
     assert.equal(
       result.stderr,
-      `error: Timed out after 400 ms waiting for a writer on FIFO "${dir}/pipe.out" ` +
+      `error: Timed out after 400 ms waiting for a reader on FIFO "${dir}/pipe.in" ` +
         "(is the server running?)\n",
     );
     assert.equal(result.code, 1);

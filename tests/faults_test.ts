@@ -167,7 +167,11 @@ Deno.test("faults: SIGKILL mid-transfer; clients fail fast; a new server recover
 
     const next = await startServer(dir.path, [], { deadline: 30_000 });
     procs.push(next);
-    assertEquals(entries(dir.path), ["pipe.ctl", "pipe.in", "pipe.out"], "after the sweep");
+    assertEquals(
+      entries(dir.path),
+      [".pipe.keep-*", "pipe.ctl", "pipe.in", "pipe.out"],
+      "after the sweep",
+    );
     console.log(`the new server replaced the stale FIFOs and swept ${dead.length} dead sessions`);
     await roundTrip(dir.path, "after the crash");
     const send = await runCli("client.ts", dir.path, ["--send", "cli after the crash"]).done;
@@ -390,7 +394,11 @@ for (const how of ["dropped, then killed", "killed with echo in flight"] as cons
       await flood.done.catch(() => {});
       await waitUntil(() => server.stderr() !== "", 5000, "a log line");
       await new Promise((r) => setTimeout(r, 1000)); // four liveness polls
-      assertEquals(entries(dir.path), ["pipe.ctl", "pipe.in", "pipe.out"], server.stderr());
+      assertEquals(
+        entries(dir.path),
+        [".pipe.keep-*", "pipe.ctl", "pipe.in", "pipe.out"],
+        server.stderr(),
+      );
       await stopServer(server);
       assertEquals(fifosUnder(dir.path), []);
     },

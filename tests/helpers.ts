@@ -28,9 +28,13 @@ export function tempDir(prefix = "fifo-test-"): TempDir {
   };
 }
 
-/** Lists what is left in `dir`, sorted. */
+/**
+ * Lists what is in `dir`, sorted; a server's private directory (random suffix) is listed
+ * as `.NAME.keep-*`, so that tests can require exactly one while it runs and none after.
+ */
 export function entries(dir: string): string[] {
-  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  return [...Deno.readDirSync(dir)].map((e) => e.name.replace(/^(\.[^/]+\.keep-).*$/, "$1*"))
+    .sort();
 }
 
 /** Waits until `check` returns true, polling; throws after `ms`. */
@@ -55,10 +59,9 @@ export function isFifo(path: string): boolean {
   }
 }
 
-/** The flags our CLIs need for `dir`; the server also reads lib/ for its worker engine. */
-export function flagsFor(script: "server.ts" | "client.ts", dir: string): string[] {
-  const read = script === "server.ts" ? `${dir},${projectPath("lib")}` : dir;
-  return [`--allow-read=${read}`, `--allow-write=${dir}`, "--allow-run=mkfifo"];
+/** The flags our CLIs need for `dir`: the card's, scoped to it. */
+export function flagsFor(_script: "server.ts" | "client.ts", dir: string): string[] {
+  return [`--allow-read=${dir}`, `--allow-write=${dir}`, "--allow-run=mkfifo"];
 }
 
 /** A running subprocess whose output is collected; killed by `await using`. */

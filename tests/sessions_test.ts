@@ -339,7 +339,7 @@ Deno.test("fallback: the client uses the plain pair of a --no-sessions server, a
   using tmp = tempDir();
   {
     await using server = await startServer(tmp.path, ["--no-sessions"]);
-    assertEquals(entries(tmp.path), ["pipe.in", "pipe.out"]);
+    assertEquals(entries(tmp.path), [".pipe.keep-*", "pipe.in", "pipe.out"]);
     const client = await runCli("client.ts", tmp.path, ["--send", "plain"]).done;
     assertEquals([client.code, client.stdout, client.stderr], [0, "plain\n", ""]);
     assert((await stopServer(server)).startsWith(stoppedLine(1, 5, 1, 0)));

@@ -1,0 +1,172 @@
+/**
+ * The plain pair's input loop: one client at a time, as in the seed, on a thread of its
+ * own with blocking calls (2 system calls per echo). Internal; see `plain_engine.ts` for
+ * the whole picture.
+ *
+ * ```text
+ *           ┌──────────────── open(NAME.in) blocks: the server sleeps ◄──────────┐
+ *           ▼                                                                    │
+ *   a writer arrives ── begin ──► read ──► echo ──► reply: output ready and      │
+ *                                  ▲                 nothing held? write it      │
+ *                                  │                 here, without blocking;     │
+ *                                  │                 else post it to the output  │
+ *                                  └─────────────────┘    (HELD += its size)     │
+ *   end of file: a last line without "\n" is echoed, an unfinished frame refused ─┘
+ *   HELD past max-message + 64 KiB, an oversized or malformed message: the client is
+ *   refused (one log line), its input drained to end of file, its held replies dropped
+ * ```
+ *
+ * @module
+ */
+import { Echoer } from "./echoer.ts";
+import { Blocked, type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
+
+/** An open input: blocking reads, `null` at end of file. */
+export interface InputEnd {
+  readSync(buffer: Uint8Array): number | null;
+  close(): void;
+}
+
+/** An open output: writes what fits now, never waits; throws `BrokenPipe` with no reader. */
+export interface OutputEnd {
+  tryWrite(bytes: Uint8Array): number;
+  close(): void;
+}
+
+/** The calls the loop makes: real FIFOs on the worker, a script in unit tests. */
+export interface InputIo {
+  /** Waits for a writer on the input; throws what `open(2)` throws. */
+  openInput(): InputEnd;
+  /** Opens the output for non-blocking writes if a reader is there now, else `null`. */
+  openOutputNow(): OutputEnd | null;
+  /** Receives the loop's events, in order. */
+  post(event: InputEvent): void;
+  /** Receives `received msg: …` lines. */
+  log(text: string): void;
+  /** Sleeps the thread (a stop cuts it short). */
+  nap(ms: number): void;
+}
+
+/** Whether `error` is running out of descriptors: one client's bad luck, not the end. */
+function isTransient(error: unknown): boolean {
+  return error instanceof Error && /os error 2[34]\b|EMFILE|ENFILE/.test(error.message);
+}
+
+/**
+ * Runs the loop until the stop slot is set or the exit word arrives.
+ *
+ * @param config What to serve; `config.shared` backs the slots.
+ * @param io The calls it makes.
+ */
+export function runPlainInput(config: PlainConfig, io: InputIo): void {
+  const slots = new Int32Array(config.shared);
+  const stopping = () => Atomics.load(slots, Slot.STOP) !== 0;
+  const echoer = new Echoer(config.framing, {
+    maxMessage: config.maxMessage,
+    exitWord: config.exitWord,
+    logMessages: config.logMessages,
+  });
+  // One pipe's worth per read; in raw framing a read is a message, so never more than allowed.
+  const buffer = new Uint8Array(
+    config.framing === "raw" ? Math.min(65536, config.maxMessage) : 65536,
+  );
+  const bound = config.maxMessage + 65536;
+  const stats = { messages: 0, bytes: 0, clients: 0 };
+  let client = 0;
+
+  const blocked = (state: number) => Atomics.store(slots, Slot.BLOCKED, state);
+  while (!stopping()) {
+    let input: InputEnd;
+    blocked(Blocked.OPEN_INPUT);
+    try {
+      input = io.openInput();
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      io.post({
+        type: "client-error",
+        message: `Cannot take a client now: ${(error as Error).message}`,
+      });
+      blocked(Blocked.NAP);
+      io.nap(100);
+      continue;
+    } finally {
+      blocked(Blocked.NONE);
+    }
+    client++;
+    io.post({ type: "begin", client });
+    echoer.reset();
+    let output = null as OutputEnd | null;
+    let sawData = false;
+    let refused = false;
+
+    /** Sends a reply: straight into the pipe when it can, else through the output. */
+    const deliver = (reply: Uint8Array) => {
+      if (!reply.length || refused) return;
+      // Writing here is safe only when nothing is held (order) and the output holds a
+      // reader for this very client (a reader is there, and will see EOF when we end).
+      if (Atomics.load(slots, Slot.HELD) === 0 && Atomics.load(slots, Slot.READER) === client) {
+        try {
+          output ??= io.openOutputNow();
+          const taken = output ? output.tryWrite(reply) : 0;
+          if (taken) Atomics.store(slots, Slot.DELIVERED, client);
+          if (taken === reply.length) return;
+          reply = reply.subarray(taken);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+          output?.close(); // the reader left: the output decides what that means
+          output = null;
+        }
+      }
+      if (Atomics.load(slots, Slot.HELD) + reply.length > bound) {
+        refuse(
+          `${reply.length} more reply bytes would exceed the ${bound} held for a client that is not reading`,
+        );
+        return;
+      }
+      Atomics.add(slots, Slot.HELD, reply.length);
+      io.post({ type: "replies", client, bytes: reply.slice() });
+    };
+    /** Stops echoing this client; replies already made still go out unless `dropHeld`. */
+    const refuse = (reason: string, dropHeld = false) => {
+      refused = true;
+      if (dropHeld) io.post({ type: "drop", client });
+      io.post({ type: "client-error", message: `Dropped a client's stream: ${reason}` });
+    };
+    const echo = (reply: Uint8Array) => {
+      if (config.logMessages) {
+        const lines = echoer.takeLog();
+        if (lines) io.log(lines);
+      }
+      deliver(reply);
+      if (echoer.failure && !refused) refuse(echoer.failure.message);
+    };
+
+    try {
+      while (!echoer.exitRequested) {
+        blocked(Blocked.READ);
+        const n = input.readSync(buffer);
+        blocked(Blocked.NONE);
+        if (stopping()) break; // what woke the read is not a message
+        if (n === null) {
+          if (!refused) echo(echoer.finish());
+          break;
+        }
+        if (!sawData) stats.clients++;
+        sawData = true;
+        // A refused client's input is drained to its end, so the next starts clean.
+        if (!refused) echo(echoer.feed(buffer.subarray(0, n)));
+      }
+    } finally {
+      blocked(Blocked.NONE);
+      output?.close();
+      input.close();
+    }
+    stats.messages = echoer.messages;
+    stats.bytes = echoer.bytes;
+    io.post({ type: "end", client, stats: { ...stats } });
+    if (echoer.exitRequested) {
+      io.post({ type: "exit" });
+      return;
+    }
+  }
+}

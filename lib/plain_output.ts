@@ -1,0 +1,274 @@
+/**
+ * The plain pair's output side, on the event loop: it waits for readers, holds the
+ * replies that have none yet, writes what the input loop could not, and decides when a
+ * reader sees end of file. Internal; see `plain_engine.ts` for the whole picture.
+ *
+ * ```text
+ *  idle: no open of NAME.out (a reader that comes early waits in its own open())
+ *     │ client N begins, or replies wait for a reader
+ *     ▼
+ *  open(NAME.out) for writing, parked on a pool thread until a reader is there
+ *     │ it returns: a reader arrived (before its client, with it, or later)
+ *     ▼
+ *  holding a reader for N ── READER = N: the input loop writes directly when it can
+ *     │ replies posted to us are written in order, blocking, off the event loop
+ *     │ EPIPE before any reply reached it: not N's reader; park again, keep them
+ *     │ EPIPE after: N's reader left; N's later replies go only to a reader that
+ *     │   is there now, the others are dropped (one log line when N ends)
+ *     ▼
+ *  N ended and its replies are out: close, so the reader sees end of file; back to
+ *  idle (re-opening at once could catch that reader before it reads its end of file)
+ *  No reader yet when N+1 begins: N's held replies are dropped (one log line).
+ * ```
+ *
+ * @module
+ */
+import { FifoFile, releasePendingOpen } from "./fifo_file.ts";
+import { type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
+
+/** Where the output's events go. */
+export interface PlainOutputHandlers {
+  /** One log line about a client. */
+  onClientError(message: string): void;
+  /** An error that ends the server. */
+  onFatal(error: Error): void;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the output side (see the module doc). */
+export class PlainOutput {
+  #config: PlainConfig;
+  #slots: Int32Array;
+  #handlers: PlainOutputHandlers;
+  /** The blocking write end, held while a reader is there. */
+  #file: FifoFile | null = null;
+  /** The client {@linkcode PlainOutput.#file} serves. */
+  #fileFor = 0;
+  #parking: Promise<void> | null = null;
+  #queue: { client: number; bytes: Uint8Array }[] = [];
+  /** The latest client begun, and the latest ended. */
+  #current = 0;
+  #ended = 0;
+  #readerLeft = new Set<number>();
+  #dropped = new Map<number, number>();
+  #pumping: Promise<void> | null = null;
+  #writing = false;
+  #stopping = false;
+
+  /**
+   * Starts waiting for a reader.
+   *
+   * @param config What the server serves.
+   * @param handlers Where log lines and fatal errors go.
+   */
+  constructor(config: PlainConfig, handlers: PlainOutputHandlers) {
+    this.#config = config;
+    this.#slots = new Int32Array(config.shared);
+    this.#handlers = handlers;
+  }
+
+  /** Bytes held for readers. */
+  get held(): number {
+    return Atomics.load(this.#slots, Slot.HELD);
+  }
+
+  /** Takes one event of the input loop. */
+  handle(event: InputEvent): void {
+    switch (event.type) {
+      case "begin":
+        this.#current = event.client;
+        this.#dropOlderUnread(event.client);
+        if (this.#file && !this.#queue.length) this.#serve(event.client);
+        this.#park();
+        break;
+      case "replies":
+        if (this.#readerLeft.has(event.client) && !this.#file) {
+          this.#drop(event.client, event.bytes.length);
+          break;
+        }
+        this.#queue.push({ client: event.client, bytes: event.bytes });
+        break;
+      case "drop":
+        this.#discard(event.client, false);
+        break;
+      case "end":
+        this.#ended = event.client;
+        if (
+          !this.#queue.some((e) => e.client === event.client) &&
+          !(this.#file && this.#fileFor === event.client)
+        ) this.#report(event.client);
+        break;
+      default:
+        return;
+    }
+    this.#pump();
+  }
+
+  /**
+   * Waits until every held reply is written or `ms` have passed (the exit word: a client
+   * may read its last replies after sending it).
+   */
+  async flush(ms: number): Promise<void> {
+    for (const deadline = Date.now() + ms; this.#queue.length && Date.now() < deadline;) {
+      await sleep(10);
+    }
+  }
+
+  /** Stops: releases a parked open or a blocked write, and closes the output. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const { output } = this.#config;
+    while (this.#parking || this.#writing) {
+      if (this.#parking) releasePendingOpen(output, "write");
+      // A reader that stopped reading: its replies are lost anyway, the server is stopping.
+      if (this.#writing) drain(output, this.#config.uid);
+      await Promise.race([this.#parking ?? this.#pumping, sleep(20)]);
+    }
+    for (const client of this.#dropped.keys()) this.#report(client);
+    this.#file?.close();
+    this.#file = null;
+  }
+
+  #serve(client: number): void {
+    this.#fileFor = client;
+    if (client === this.#current && this.#current > this.#ended) {
+      Atomics.store(this.#slots, Slot.READER, client);
+    }
+  }
+
+  /** A new client begins with no reader for older replies: they are dropped. */
+  #dropOlderUnread(client: number): void {
+    if (this.#file) return; // a reader is there: they are on their way to it
+    const older = new Set(this.#queue.map((e) => e.client).filter((c) => c < client));
+    for (const gone of older) this.#discard(gone, true);
+  }
+
+  #discard(client: number, count: boolean): void {
+    let bytes = 0;
+    this.#queue = this.#queue.filter((entry) => {
+      if (entry.client !== client) return true;
+      bytes += entry.bytes.length;
+      return false;
+    });
+    Atomics.sub(this.#slots, Slot.HELD, bytes);
+    if (count && bytes) this.#drop(client, bytes, false);
+    if (count && client <= this.#ended) this.#report(client);
+  }
+
+  #drop(client: number, bytes: number, held = false): void {
+    if (held) Atomics.sub(this.#slots, Slot.HELD, bytes);
+    this.#dropped.set(client, (this.#dropped.get(client) ?? 0) + bytes);
+  }
+
+  #report(client: number): void {
+    const bytes = this.#dropped.get(client);
+    this.#dropped.delete(client);
+    this.#readerLeft.delete(client);
+    if (!bytes) return;
+    this.#handlers.onClientError(
+      `No reader on "${this.#config.outputName}": dropped ${bytes} bytes of replies`,
+    );
+  }
+
+  #pump(): void {
+    this.#pumping ??= this.#run().catch((error) => {
+      if (!this.#stopping) this.#handlers.onFatal(error);
+    }).finally(() => this.#pumping = null);
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      const file = this.#file;
+      const client = this.#fileFor;
+      if (file && client <= this.#ended && !this.#queue.some((e) => e.client === client)) {
+        // Its client has gone and has all its replies: the reader sees end of file.
+        this.#close();
+        this.#report(client);
+        continue;
+      }
+      const head = this.#queue[0];
+      if (!head) return;
+      if (!file) {
+        if (this.#readerLeft.has(head.client)) {
+          this.#queue.shift();
+          this.#drop(head.client, head.bytes.length, true);
+          continue;
+        }
+        this.#park();
+        return; // the parked open pumps again
+      }
+      this.#writing = true;
+      try {
+        await file.writeAll(head.bytes);
+        Atomics.store(this.#slots, Slot.DELIVERED, head.client);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+        this.#close();
+        const left = Atomics.load(this.#slots, Slot.DELIVERED) === head.client;
+        this.#park();
+        // It left before any reply reached it: it was not this client's reader. Hold on.
+        if (!left) continue;
+        // Its reader had replies and left: later ones go only to a reader there now.
+        this.#readerLeft.add(head.client);
+      } finally {
+        this.#writing = false;
+      }
+      if (this.#queue[0] === head) {
+        this.#queue.shift();
+        if (this.#readerLeft.has(head.client) && !this.#file) {
+          this.#drop(head.client, head.bytes.length, true);
+        } else {
+          Atomics.sub(this.#slots, Slot.HELD, head.bytes.length);
+        }
+      }
+      if (!this.#queue.some((e) => e.client === this.#current)) {
+        if (this.#file && this.#fileFor === this.#current) this.#serve(this.#current);
+      }
+    }
+  }
+
+  #close(): void {
+    Atomics.store(this.#slots, Slot.READER, 0);
+    this.#file?.close();
+    this.#file = null;
+    this.#fileFor = 0;
+  }
+
+  /**
+   * Parks an open of the output for writing until a reader arrives. Only when a client
+   * has begun or replies wait: a writer opened while the last client's reader has yet to
+   * read its end of file would turn that end of file into a wait, and nothing short of
+   * that open can tell whether a reader is still there.
+   */
+  #park(): void {
+    if (this.#parking || this.#file || this.#stopping) return;
+    const { output, uid } = this.#config;
+    this.#parking = (async () => {
+      const file = await FifoFile.open(output, { access: "write", uid });
+      if (this.#stopping) {
+        file.close();
+        return;
+      }
+      this.#file = file;
+      const head = this.#queue[0];
+      this.#serve(
+        head ? head.client : this.#current > this.#ended ? this.#current : this.#current + 1,
+      );
+    })().catch((error) => {
+      if (!this.#stopping) this.#handlers.onFatal(error);
+    }).finally(() => {
+      this.#parking = null;
+      this.#pump();
+    });
+  }
+}
+
+/** Reads and discards what is in the output, so that a write parked on it completes. */
+function drain(path: string, uid: number): void {
+  try {
+    using output = FifoFile.openSync(path, { access: "read", nonblocking: true, uid });
+    const sink = new Uint8Array(65536);
+    while (output.readSync(sink)) { /* drain */ }
+  } catch { /* the reader left meanwhile: the write has failed with EPIPE */ }
+}

@@ -1,0 +1,74 @@
+/**
+ * What the plain pair's two halves share: the input loop on its worker thread and the
+ * output on the event loop. Internal.
+ *
+ * The input loop never waits for the output: it publishes what it holds and the output's
+ * state in shared memory, and posts replies it could not write itself.
+ *
+ * @module
+ */
+import type { Framing } from "./framing.ts";
+
+/** Slots of the shared `Int32Array`. */
+export const Slot = {
+  /** Non-zero once the server is stopping. */
+  STOP: 0,
+  /** What the input loop is blocked in: a {@linkcode Blocked} value. */
+  BLOCKED: 1,
+  /** The client number the output holds a reader for (0: none). */
+  READER: 2,
+  /** Reply bytes posted to the output and not yet written or dropped. */
+  HELD: 3,
+  /** The last client number that had a reply reach its reader. */
+  DELIVERED: 4,
+} as const;
+
+/** How many slots {@linkcode Slot} uses. */
+export const SLOTS = 5;
+
+/** What the input loop is blocked in, so that a stop wakes just that call. */
+export const Blocked = { NONE: 0, OPEN_INPUT: 1, READ: 2, NAP: 3 } as const;
+
+/** What the input loop needs to know. */
+export interface PlainConfig {
+  /** The private path of the input FIFO (see `FifoKeeper`). */
+  input: string;
+  /** The private path of the output FIFO. */
+  output: string;
+  /** The public output path, for log lines. */
+  outputName: string;
+  framing: Framing;
+  maxMessage: number;
+  exitWord: string;
+  logMessages: boolean;
+  uid: number;
+  /** Backs the `Int32Array` of {@linkcode Slot}s. */
+  shared: SharedArrayBuffer;
+}
+
+/** Counters of the plain pair. */
+export interface PlainStats {
+  /** Messages echoed. */
+  messages: number;
+  /** Payload bytes echoed. */
+  bytes: number;
+  /** Clients that sent at least one byte. */
+  clients: number;
+}
+
+/** What the input loop tells the event loop, in order. */
+export type InputEvent =
+  /** A client opened the input: client number `client` begins. */
+  | { type: "begin"; client: number }
+  /** Replies the loop could not write itself; `HELD` already counts them. */
+  | { type: "replies"; client: number; bytes: Uint8Array }
+  /** Drop what is held for `client`: it was refused. */
+  | { type: "drop"; client: number }
+  /** The client's stream ended: close the output once its replies are out. */
+  | { type: "end"; client: number; stats: PlainStats }
+  /** One log line about a client. */
+  | { type: "client-error"; message: string }
+  /** The exit word arrived (after `end`). */
+  | { type: "exit" }
+  | { type: "stopped" }
+  | { type: "fatal"; message: string };
