@@ -3,7 +3,7 @@ import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
-import { serverPlace } from "./server_place.ts";
+import { checkServerDir, serverPlace } from "./server_place.ts";
 import {
   encodeData,
   encodeRecord,
@@ -465,6 +465,7 @@ export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
     throw new TypeError(`Invalid timeout "${timeout}": expected milliseconds`);
   }
   new FrameDecoder(framing, { maxMessage }); // validates both
+  checkServerDir(dir);
   const uid = currentUid(dir);
   const controlPath = `${dir}/${name}.ctl`;
   const canMakeFifos =
