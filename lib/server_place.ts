@@ -91,7 +91,8 @@ function chainOf(dir: string, info: Deno.FileInfo): [string, Deno.FileInfo][] {
  * naming what we checked. Ancestors outside `--allow-read` are not examined.
  *
  * Permissions: `--allow-read` for `dir` (and, to examine them, its ancestors);
- * `--allow-write` for `dir` when the uid must be probed (see `currentUid`).
+ * `--allow-write` for `dir` or a root-owned sticky ancestor (`/tmp`) when a non-root owner
+ * makes the uid matter and `--allow-sys=uid` is not granted.
  *
  * @example Usage
  * ```ts ignore
@@ -127,15 +128,22 @@ export function checkServerDir(dir: string): void {
     const reason = looseReason(entry);
     if (reason) throw refuse(path, reason);
   }
-  // Owners last: learning our uid may need a probe file in `dir`, made only once the
-  // modes say no other user can rearrange it.
+  // Owners last: learning our uid may need a probe file, made only once the modes say no
+  // other user can rearrange where it goes. It goes to a shared place such as /tmp (root's,
+  // sticky) when the chain has one we may write, so that a directory we are about to
+  // refuse, another user's, is never written to; else to `dir` itself.
   const foreign = chain.filter(([, entry]) => entry.uid !== 0);
   if (!foreign.length) return;
+  const shared = chain.find(([path, entry]) =>
+    entry.uid === 0 && ((entry.mode ?? 0) & STICKY) !== 0 &&
+    Deno.permissions.querySync({ name: "write", path }).state === "granted"
+  );
+  const probeDir = shared?.[0] ?? dir;
   let uid: number;
   try {
-    uid = currentUid(dir);
+    uid = currentUid(probeDir);
   } catch (cause) {
-    throw refuse(dir, "does not let this process create files in it", cause);
+    throw refuse(probeDir, "does not let this process create files in it", cause);
   }
   for (const [path, entry] of foreign) {
     if (entry.uid !== uid) {
