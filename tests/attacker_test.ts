@@ -120,7 +120,9 @@ async function nobodyOk(command: string, ...args: string[]): Promise<void> {
 /** Starts the racer as `nobody` on `dir` and waits until it watches. */
 async function startRacer(dir: string, seconds: number, targets: Record<string, string>) {
   const racer = asNobody("python3", [
-    projectPath("tests/fixtures/racer.py"),
+    // Its source, not its path: `nobody` may not be able to reach a clone under /root.
+    "-c",
+    Deno.readTextFileSync(projectPath("tests/fixtures/racer.py")),
     dir,
     String(seconds),
     ...Object.entries(targets).map(([prefix, target]) => `${prefix}=${target}`),
