@@ -3,7 +3,7 @@ import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
-import { serverPlace } from "./server_place.ts";
+import { checkServerDir, serverPlace } from "./server_place.ts";
 import {
   encodeData,
   encodeRecord,
@@ -337,6 +337,33 @@ async function readHandshake(reply: FifoFile, signal: AbortSignal, path: string)
   }
 }
 
+/**
+ * Throws unless `info` (what `lstat` saw) is a real directory of ours that only we may
+ * enter: the FIFOs we are about to make in it by path must land nowhere else.
+ */
+function assertPrivateDir(path: string, info: Deno.FileInfo, uid: number): void {
+  const mode = (info.mode ?? 0) & 0o7777;
+  const reason = info.isSymlink
+    ? "it is a symlink"
+    : !info.isDirectory
+    ? "it is not a directory"
+    : info.uid !== uid
+    ? `it is owned by uid ${info.uid}, not ${uid}`
+    : mode !== 0o700
+    ? `its mode ${mode.toString(8).padStart(4, "0")} is not 0700`
+    : undefined;
+  if (reason) throw new Error(`Cannot use session directory "${path}": ${reason}`);
+}
+
+/** Removes the directory we made, if `path` still names it; anything else is left alone. */
+function removeOwnDir(path: string, info: Deno.FileInfo): void {
+  if (!info.isDirectory) return;
+  try {
+    const now = Deno.lstatSync(path);
+    if (now.dev === info.dev && now.ino === info.ino) Deno.removeSync(path);
+  } catch { /* not empty or gone: leave it */ }
+}
+
 /** Opens a private session: see README "Sessions". */
 async function connectSession(
   dir: string,
@@ -347,7 +374,10 @@ async function connectSession(
   options: ConnectOptions,
 ) {
   const controlPath = `${dir}/${name}.ctl`;
+  // Mode 0700 from the start (makeTempDir's own), never set afterwards by path: a chmod by
+  // path follows whatever symlink a racer puts in the directory's place.
   const sessionDir = await Deno.makeTempDir({ dir, prefix: sessionPrefix(name) });
+  const dirInfo = Deno.lstatSync(sessionDir);
   const made: [string, Deno.FileInfo][] = [];
   const opened: FifoFile[] = [];
   let slow: FifoFile | undefined;
@@ -355,15 +385,13 @@ async function connectSession(
     for (const file of opened) file.close();
     slow?.close();
     for (const [path, info] of made) removeFifo(path, info);
-    try {
-      Deno.removeSync(sessionDir);
-    } catch { /* not empty or gone: leave it */ }
+    removeOwnDir(sessionDir, dirInfo);
     globalThis.removeEventListener("unload", cleanup);
   };
   // A client that exits without closing still leaves nothing behind.
   globalThis.addEventListener("unload", cleanup);
   try {
-    Deno.chmodSync(sessionDir, 0o700);
+    assertPrivateDir(sessionDir, dirInfo, uid);
     const replyPath = `${sessionDir}/reply`;
     const alivePath = `${sessionDir}/alive`;
     made.push([replyPath, await makeFifo(replyPath, { uid })]);
@@ -465,6 +493,7 @@ export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
     throw new TypeError(`Invalid timeout "${timeout}": expected milliseconds`);
   }
   new FrameDecoder(framing, { maxMessage }); // validates both
+  checkServerDir(dir);
   const uid = currentUid(dir);
   const controlPath = `${dir}/${name}.ctl`;
   const canMakeFifos =

@@ -3,9 +3,9 @@ let cached: number | undefined;
 /**
  * Returns the user id of this process, the owner every FIFO we trust must have.
  *
- * With `--allow-sys=uid` it asks the kernel directly. Without it, it creates (and removes) an
- * empty private directory under `dir` and reads its owner, so the scoped `--allow-write` the
- * FIFOs need anyway is enough. The answer is cached for the life of the process.
+ * With `--allow-sys=uid` it asks the kernel directly. Without it, it creates a new empty
+ * file under `dir` and reads the owner of the open handle, so the scoped `--allow-write`
+ * the FIFOs need anyway is enough. The answer is cached for the life of the process.
  *
  * Permissions: `--allow-sys=uid`, or `--allow-read` and `--allow-write` for `dir`.
  *
@@ -24,10 +24,33 @@ export function currentUid(dir: string): number {
     const uid = Deno.uid();
     if (uid !== null) return cached = uid;
   }
-  const probe = Deno.makeTempDirSync({ dir, prefix: ".uid-probe-" });
+  const probe = `${dir}/.uid-probe-${crypto.randomUUID()}`;
+  // `createNew` is O_CREAT|O_EXCL: it never follows a symlink planted at the name, so the
+  // file is one this process just made, and the handle, not the path, says who made it.
+  // (A probe read back by path once let a swapped-in symlink name another user's uid.)
+  let file: Deno.FsFile;
   try {
-    return cached = Deno.statSync(probe).uid!;
+    file = Deno.openSync(probe, { createNew: true, write: true, mode: 0o600 });
+  } catch (cause) {
+    throw new Error(`Cannot learn this process's uid in "${dir}": ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  try {
+    const info = file.statSync();
+    removeIfSame(probe, info);
+    return cached = info.uid!;
   } finally {
-    Deno.removeSync(probe);
+    file.close();
+  }
+}
+
+/** Removes our probe, unless something else has taken its name meanwhile. */
+function removeIfSame(path: string, info: Deno.FileInfo): void {
+  try {
+    const now = Deno.lstatSync(path);
+    if (now.dev === info.dev && now.ino === info.ino) Deno.removeSync(path);
+  } catch {
+    // Gone already: nothing of ours is left.
   }
 }

@@ -174,27 +174,92 @@ function openNonblockingFd(path: string, access: FifoAccess): number | null {
   }
 }
 
+/** Options for {@linkcode releasePendingOpen}. */
+export interface ReleasePendingOpenOptions {
+  /**
+   * The user id the FIFO must belong to.
+   *
+   * @default {the current user}
+   */
+  uid?: number;
+  /**
+   * The FIFO the parked open started on (what `lstat` or `fstat` said of it): a path that
+   * names anything else now is left alone, since opening it could not release that open.
+   *
+   * @default {undefined} (any FIFO we trust)
+   */
+  identity?: Deno.FileInfo;
+}
+
 /**
  * Releases an `open()` of `path` parked in the kernel waiting for its peer, by opening the
  * peer end without blocking and closing it again: the kernel wakes every waiter as soon as
  * the peer count changes.
  *
+ * The wake-up open is checked like every {@linkcode FifoFile} open: `lstat` first (a
+ * symlink, a non-FIFO or a FIFO that is not ours is never opened) and the handle after.
+ * Deno resolves a symlink in the path itself before `open(2)`, so only `lstat` can tell.
+ *
+ * Permissions: `--allow-read` and `--allow-write` for `path`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { FifoFile, releasePendingOpen } from "./fifo_file.ts";
+ * const pending = FifoFile.open("/tmp/pipe.in", { access: "read" });
+ * releasePendingOpen("/tmp/pipe.in", "read"); // `pending` now rejects or resolves at once
+ * ```
+ *
  * @param path The FIFO some thread is opening.
  * @param access The access the parked open asked for.
+ * @param options The owner and identity the FIFO must have.
  */
-export function releasePendingOpen(path: string, access: FifoAccess): void {
+export function releasePendingOpen(
+  path: string,
+  access: FifoAccess,
+  options: ReleasePendingOpenOptions = {},
+): void {
   if (access === "readwrite") return;
   try {
-    const fd = openNonblockingFd(path, access === "read" ? "write" : "read");
+    const uid = options.uid ?? currentUid(dirname(path));
+    const peer = access === "read" ? "write" : "read";
+    const fd = openVerifiedNonblocking(path, peer, uid, options.identity);
     if (fd !== null) closeSync(fd);
   } catch {
-    // The path is gone or replaced: nobody can be parked on it any more.
+    // Gone, replaced or untrusted: not opened, and nobody can be parked on it any more.
+  }
+}
+
+/**
+ * Opens `path` without blocking, the way {@linkcode FifoFile} opens: `lstat` must show a
+ * FIFO we trust (and, given `identity`, that very FIFO), and the handle must be what
+ * `lstat` saw. `null` when a write open finds no reader; throws for anything else, having
+ * closed what it opened.
+ */
+function openVerifiedNonblocking(
+  path: string,
+  access: FifoAccess,
+  uid: number,
+  identity?: Deno.FileInfo,
+): number | null {
+  const before = lstatOrExplain(path, "open");
+  assertTrustedFifo(path, before, uid);
+  if (identity && !sameFile(before, identity)) {
+    throw new Error(`Cannot use FIFO "${path}": it was replaced`);
+  }
+  const fd = openNonblockingFd(path, access);
+  if (fd === null) return null;
+  try {
+    verifyOpened(path, before, nodeStat(fd), uid);
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
   }
 }
 
 /**
  * Tells whether some process holds the read end of the FIFO at `path` open, without
- * waiting and without disturbing it.
+ * waiting and without disturbing it. The path is not checked: callers check it first.
  *
  * @param path A FIFO.
  * @returns `true` when a reader is present.
@@ -208,18 +273,35 @@ export function hasReader(path: string): boolean {
 
 /**
  * Tells whether the FIFO at `path` is one we trust (see {@linkcode untrustedReason}) with a
- * live reader: a running server. Missing or untrusted paths answer `false`.
+ * live reader: a running server. Missing or untrusted paths answer `false`, and are never
+ * opened.
  *
  * @param path A FIFO's path.
  * @param uid The required owner.
  * @returns `true` when a server is reading it.
  */
 export function isServed(path: string, uid: number): boolean {
+  let before: Deno.FileInfo;
   try {
-    return untrustedReason(Deno.lstatSync(path), uid) === undefined && hasReader(path);
+    before = Deno.lstatSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
+  }
+  if (untrustedReason(before, uid) !== undefined) return false;
+  let fd: number | null;
+  try {
+    fd = openNonblockingFd(path, "write");
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return false;
+    throw error;
+  }
+  if (fd === null) return false;
+  try {
+    const opened = nodeStat(fd);
+    return sameFile(before, opened) && untrustedReason(opened, uid) === undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -280,7 +362,7 @@ export class FifoFile implements Disposable {
     signal?.throwIfAborted();
     const pending = Deno.open(path, { read: access !== "write", write: access !== "read" });
     if (!signal) return FifoFile.#adopt(path, await pending, before, uid);
-    const release = () => releasePendingOpen(path, access);
+    const release = () => releasePendingOpen(path, access, { uid, identity: before });
     signal.addEventListener("abort", release, { once: true });
     let file: Deno.FsFile;
     try {

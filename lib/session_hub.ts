@@ -424,7 +424,8 @@ export class SessionHub {
       const path = `${dir}/${entry.name}`;
       try {
         const info = Deno.lstatSync(path);
-        if (info.uid !== uid) continue;
+        // Only a real directory of ours: never one we would reach through a symlink.
+        if (info.isSymlink || !info.isDirectory || info.uid !== uid) continue;
         let abandoned = true;
         try {
           using alive = FifoFile.openSync(`${path}/alive`, {

@@ -176,7 +176,11 @@ export function runCli(
  * serves: `NAME.ctl` (or `NAME.in` with `--no-sessions`), the FIFO it publishes last, has a
  * reader. A server that exits instead, or never gets there, fails the call.
  */
-export async function serve(dir: string, args: string[] = [], options: RunOptions = {}) {
+export async function serve(
+  dir: string,
+  args: string[] = [],
+  options: RunOptions & { flags?: string[] } = {},
+) {
   const server = runCli("server.ts", dir, args, { deadline: 20_000, ...options });
   const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "pipe";
   const ready = `${dir}/${name}.${args.includes("--no-sessions") ? "in" : "ctl"}`;

@@ -512,7 +512,7 @@ Deno.test("server: refuses a --dir that is a symlink, or missing, or a file", as
   await refuses(
     tmp.path,
     ["--dir", link],
-    `error: Cannot serve in "${link}": it is a symlink\n`,
+    `error: Cannot use directory "${link}": it is a symlink\n`,
     flags,
   );
   assert.deepEqual(entries(real.path), []);
@@ -521,7 +521,7 @@ Deno.test("server: refuses a --dir that is a symlink, or missing, or a file", as
   await refuses(
     tmp.path,
     ["--dir", missing],
-    `error: Cannot serve in "${missing}": it does not exist\n`,
+    `error: Cannot use directory "${missing}": it does not exist\n`,
     flags,
   );
   const file = `${tmp.path}/file`;
@@ -529,7 +529,7 @@ Deno.test("server: refuses a --dir that is a symlink, or missing, or a file", as
   await refuses(
     tmp.path,
     ["--dir", file],
-    `error: Cannot serve in "${file}": it is not a directory\n`,
+    `error: Cannot use directory "${file}": it is not a directory\n`,
     flags,
   );
   assert.deepEqual(entries(tmp.path), ["file", "link"]);
