@@ -48,7 +48,10 @@ Exit status: 0 done, 1 runtime error (no server, timeout, ...), 2 usage error.`;
 /** Waits for the next reply, treating the end of the stream as an error. */
 async function nextReply(conn: FifoConn): Promise<Uint8Array> {
   const reply = await conn.receive();
-  if (reply === null) throw new Error("The server closed the connection");
+  if (reply === null) {
+    const why = conn.closeReason ? `: ${conn.closeReason}` : "";
+    throw new Error(`The server closed the connection${why}`);
+  }
   return reply;
 }
 

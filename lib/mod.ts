@@ -31,7 +31,13 @@ export {
   FRAMINGS,
   type MessageCallback,
 } from "./framing.ts";
-export { FifoListener, FifoServerConn, listen, type ListenOptions } from "./listen.ts";
+export {
+  FifoListener,
+  FifoServerConn,
+  listen,
+  type ListenOptions,
+  type WaitOptions,
+} from "./listen.ts";
 export { makeFifo, type MakeFifoOptions, removeFifo } from "./make_fifo.ts";
 export type { PlainEngineKind } from "./plain_engine.ts";
 export { printable } from "./printable.ts";

@@ -6,6 +6,7 @@ import { PlainEngine, type PlainEngineKind } from "./plain_engine.ts";
 import { Echoer } from "./echoer.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 import { checkServerDir, serverPlace } from "./server_place.ts";
+import { assertStillOurs, startHub } from "./start_hub.ts";
 import { writeStdoutSync } from "./write_stdout.ts";
 
 /** Options for {@linkcode serveEcho}. */
@@ -314,28 +315,8 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
   }
   server.start(engine, hub);
   try {
-    if (hub) {
-      hub.sweepLeftovers();
-      const control = await makeFifo(paths.control, {
-        replace: true,
-        uid,
-        beforePublish: (staging) => hub.start(staging),
-      });
-      created.push([paths.control, control]);
-    }
-    // Two servers started at once both saw no live peer; the later one replaced the
-    // earlier one's FIFOs. The earlier one notices here and backs off.
-    for (const [path, info] of created) {
-      let now: Deno.FileInfo | undefined;
-      try {
-        now = Deno.lstatSync(path);
-      } catch { /* removed by the other server */ }
-      if (now?.ino !== info.ino || now?.dev !== info.dev) {
-        throw new Deno.errors.AddrInUse(
-          `Cannot serve on "${path}": another server started on it at the same time`,
-        );
-      }
-    }
+    if (hub) created.push([paths.control, await startHub(hub, paths.control, uid)]);
+    assertStillOurs(created);
   } catch (error) {
     await server.close(error as Error).catch(() => {});
     throw error;
