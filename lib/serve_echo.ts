@@ -115,6 +115,15 @@ function validate(options: EchoServerOptions) {
   return { dir, name, framing, maxMessage, exitWord };
 }
 
+const token = Symbol("fifo internal");
+
+/** What serveEcho() does to a server that users must not. */
+let serverInternals: {
+  create(paths: EchoServerPaths, created: [string, Deno.FileInfo][], anchor: FifoFile): EchoServer;
+  start(server: EchoServer, engine: PlainEngine, hub: SessionHub | undefined): void;
+  countSession(server: EchoServer, messages: number, bytes: number): void;
+};
+
 /**
  * A running echo server. Stop it with {@linkcode EchoServer.close}, the exit word, or the
  * `signal` option; its FIFOs are removed on every way out.
@@ -145,12 +154,27 @@ export class EchoServer implements AsyncDisposable {
   // An error a handler has already dealt with (defaultPrevented) does not end the process.
   #removeSync = (event: Event) => event.defaultPrevented || this.#removeFifos();
 
-  /** @internal Use {@linkcode serveEcho}. */
-  constructor(
+  static {
+    serverInternals = {
+      create: (paths, created, anchor) => new EchoServer(token, paths, created, anchor),
+      start: (server, engine, hub) => {
+        server.#engine = engine;
+        server.#hub = hub;
+      },
+      countSession: (server, messages, bytes) => {
+        server.#sessionTotals.messages += messages;
+        server.#sessionTotals.bytes += bytes;
+      },
+    };
+  }
+
+  private constructor(
+    key: typeof token,
     paths: EchoServerPaths,
     created: [string, Deno.FileInfo][],
     anchor: FifoFile,
   ) {
+    if (key !== token) throw new TypeError("Illegal constructor: use serveEcho()");
     this.paths = paths;
     this.#created = created;
     this.#anchor = anchor;
@@ -163,18 +187,6 @@ export class EchoServer implements AsyncDisposable {
     // Deno.exit() or an uncaught error elsewhere in the program still runs this: no FIFO
     // outlives the process ("unload" does not fire on an uncaught error).
     for (const event of EXIT_EVENTS) globalThis.addEventListener(event, this.#removeSync);
-  }
-
-  /** @internal */
-  start(engine: PlainEngine, hub: SessionHub | undefined): void {
-    this.#engine = engine;
-    this.#hub = hub;
-  }
-
-  /** @internal Counts what a session echoed. */
-  countSession(messages: number, bytes: number): void {
-    this.#sessionTotals.messages += messages;
-    this.#sessionTotals.bytes += bytes;
   }
 
   /** Counters so far. */
@@ -231,7 +243,7 @@ function echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array,
     const lines = echoer.takeLog();
     if (lines) writeStdoutSync(lines);
   }
-  server.countSession(echoer.messages - messages, echoer.bytes - echoed);
+  serverInternals.countSession(server, echoer.messages - messages, echoer.bytes - echoed);
   session.send(reply);
   if (echoer.failure) session.close(`Dropped session ${session.id}: ${echoer.failure.message}`);
   if (echoer.exitRequested) void server.close();
@@ -290,7 +302,7 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
     for (const [path, info] of created) removeFifo(path, info);
     throw error;
   }
-  const server = new EchoServer(paths, created, anchor!);
+  const server = serverInternals.create(paths, created, anchor!);
   const onClientError = options.onClientError ?? ((message: string) => console.error(message));
   const logMessages = options.logMessages ?? false;
   const echoerOptions = { maxMessage, exitWord, logMessages };
@@ -313,7 +325,7 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
       onFatal: (error) => void server.close(error),
     });
   }
-  server.start(engine, hub);
+  serverInternals.start(server, engine, hub);
   try {
     if (hub) created.push([paths.control, await startHub(hub, paths.control, uid)]);
     assertStillOurs(created);

@@ -9,7 +9,8 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { connect, type FifoConn } from "../lib/connect.ts";
+import { connect, FifoConn } from "../lib/connect.ts";
+import { EchoServer } from "../lib/serve_echo.ts";
 import { FifoListener, FifoServerConn, listen } from "../lib/listen.ts";
 import { requires, tempDir, waitUntil } from "./helpers.ts";
 
@@ -248,7 +249,7 @@ test("nothing internal is public: no constructors, no internal methods", () => {
   const Listener = FifoListener as any;
   // deno-lint-ignore no-explicit-any
   const Conn = FifoServerConn as any;
-  for (const Class of [Listener, Conn]) {
+  for (const Class of [Listener, Conn, FifoConn, EchoServer] as (new () => unknown)[]) {
     try {
       new Class();
       assert(false, `${Class.name} could be constructed`);
@@ -258,4 +259,5 @@ test("nothing internal is public: no constructors, no internal methods", () => {
   }
   for (const name of ["attach", "offer"]) assert(!(name in Listener.prototype), name);
   for (const name of ["push", "end"]) assert(!(name in Conn.prototype), name);
+  for (const name of ["start", "countSession"]) assert(!(name in EchoServer.prototype), name);
 });
