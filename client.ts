@@ -9,6 +9,7 @@
 import {
   parseCommandLine,
   parseCount,
+  parseExitWord,
   parseFraming,
   parseName,
   reportFailure,
@@ -41,6 +42,7 @@ Options:
   --max-message BYTES    largest reply accepted (default 1048576)
   --timeout MS           give up on a server that does not answer (default 5000)
   --shared               use the plain pair even where sessions are offered
+  --verbose              print the stack trace of an error
   -h, --help             show this help
 
 Exit status: 0 done, 1 runtime error (no server, timeout, ...), 2 usage error.`;
@@ -123,6 +125,7 @@ async function main(args: string[]): Promise<number> {
       "max-message": { type: "string" },
       timeout: { type: "string" },
       shared: { type: "boolean" },
+      verbose: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     });
     if (values.help) {
@@ -136,7 +139,7 @@ async function main(args: string[]): Promise<number> {
     const count = parseCount("--count", values.count, 0) ?? 10;
     const interval = parseCount("--interval", values.interval, 0) ?? 1000;
     const maxMessage = parseCount("--max-message", values["max-message"], 1) ?? 1 << 20;
-    const exitWord = values["exit-word"] ?? "exit";
+    const exitWord = parseExitWord(values["exit-word"]) ?? "exit";
     await using conn = await connect({
       dir,
       name: parseName(values.name),
@@ -159,7 +162,7 @@ async function main(args: string[]): Promise<number> {
     if (error instanceof Deno.errors.TimedOut || error instanceof Deno.errors.NotFound) {
       (error as Error).message += " (is the server running?)";
     }
-    return reportFailure("client.ts", error, dir);
+    return reportFailure("client.ts", error, dir, args.includes("--verbose"));
   }
 }
 

@@ -10,6 +10,7 @@ import {
   parseCommandLine,
   parseCount,
   parseEngine,
+  parseExitWord,
   parseFraming,
   parseName,
   reportFailure,
@@ -31,6 +32,7 @@ Options:
                          worker when --allow-read covers lib/, else async)
   --no-sessions          serve the plain pair only (no DIR/NAME.ctl)
   --quiet                no "received msg" line per message
+  --verbose              print the stack trace of an error
   -h, --help             show this help
 
 Exit status: 0 stopped normally, 1 runtime error, 2 usage error.`;
@@ -47,6 +49,7 @@ async function main(args: string[]): Promise<number> {
       engine: { type: "string" },
       "no-sessions": { type: "boolean" },
       quiet: { type: "boolean" },
+      verbose: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     });
     if (values.help) {
@@ -64,7 +67,7 @@ async function main(args: string[]): Promise<number> {
         name: parseName(values.name),
         framing: parseFraming(values.framing),
         maxMessage: parseCount("--max-message", values["max-message"], 1),
-        exitWord: values["exit-word"],
+        exitWord: parseExitWord(values["exit-word"]),
         engine: parseEngine(values.engine),
         logMessages: !values.quiet,
         sessions: !values["no-sessions"],
@@ -83,7 +86,7 @@ async function main(args: string[]): Promise<number> {
       Deno.removeSignalListener("SIGTERM", stop);
     }
   } catch (error) {
-    return reportFailure("server.ts", error, dir);
+    return reportFailure("server.ts", error, dir, args.includes("--verbose"));
   }
 }
 
