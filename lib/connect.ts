@@ -185,12 +185,8 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   }
 
   /**
-   * The replies as a stream of messages; cancelling it closes the connection.
-   *
-   * @example Usage
-   * ```ts ignore
-   * for await (const reply of conn.readable) console.log(reply.length);
-   * ```
+   * The replies as a stream of messages, read without a timeout; cancelling it closes
+   * the connection. See the {@linkcode FifoConn} example.
    */
   get readable(): ReadableStream<Uint8Array> {
     return this.#readable ??= new ReadableStream<Uint8Array>({
@@ -206,12 +202,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   /**
    * A stream of messages to send, each as {@linkcode FifoConn.send} would. Closing it
    * does not close the connection (replies may still come): call
-   * {@linkcode FifoConn.close}.
-   *
-   * @example Usage
-   * ```ts ignore
-   * await ReadableStream.from([new Uint8Array([104, 105])]).pipeTo(conn.writable);
-   * ```
+   * {@linkcode FifoConn.close}. See the {@linkcode FifoConn} example.
    */
   get writable(): WritableStream<Uint8Array> {
     return this.#writable ??= new WritableStream<Uint8Array>({
@@ -538,14 +529,24 @@ async function connectSession(
  * the server, and verifies every FIFO it opens (ours, mode `0600`, not a symlink).
  *
  * Permissions: `--allow-read` and `--allow-write` for `dir`; `--allow-run=mkfifo` for a
- * session.
+ * session (without it, only the plain pair).
  *
- * @example Usage
- * ```ts ignore
- * import { connect } from "./connect.ts";
- * await using conn = await connect({ dir: "/tmp", name: "pipe" });
- * await conn.send("hello");
- * console.log(new TextDecoder().decode((await conn.receive())!));
+ * @example Talk to an echo server
+ * ```ts
+ * import { connect, serveEcho } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
+ * try {
+ *   await using server = await serveEcho({ dir, name: "echo" });
+ *   await using conn = await connect({ dir, name: "echo" });
+ *   assert.equal(conn.mode, "session");
+ *   await conn.send("hello");
+ *   assert.equal(new TextDecoder().decode((await conn.receive())!), "hello");
+ *   await conn.send("exit"); // the exit word stops the server (it is not echoed)
+ *   assert.equal((await server.finished).sessions, 1);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  *
  * @param options Where the server is and how to talk to it.

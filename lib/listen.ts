@@ -5,6 +5,7 @@ import { removeFifo } from "./make_fifo.ts";
 import { checkServerDir, serverPlace } from "./server_place.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 import { assertStillOurs, startHub } from "./start_hub.ts";
+import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
 
 /** Options for {@linkcode listen}. */
 export interface ListenOptions {
@@ -247,12 +248,8 @@ export class FifoServerConn implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * The client's messages as a stream; cancelling it closes the session.
-   *
-   * @example Usage
-   * ```ts ignore
-   * for await (const message of conn.readable) console.log(message.length);
-   * ```
+   * The client's messages as a stream; cancelling it closes the session. See the
+   * {@linkcode FifoServerConn} example.
    */
   get readable(): ReadableStream<Uint8Array> {
     return this.#readable ??= new ReadableStream<Uint8Array>({
@@ -266,12 +263,8 @@ export class FifoServerConn implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * A stream of messages to send; closing it ends the session.
-   *
-   * @example Usage
-   * ```ts ignore
-   * await conn.readable.pipeTo(conn.writable); // an echo
-   * ```
+   * A stream of messages to send; closing it ends the session. See the
+   * {@linkcode FifoServerConn} example.
    */
   get writable(): WritableStream<Uint8Array> {
     return this.#writable ??= new WritableStream<Uint8Array>({
@@ -438,6 +431,7 @@ export async function listen(options: ListenOptions = {}): Promise<FifoListener>
   if (!Number.isSafeInteger(backlog) || backlog < 0) {
     throw new TypeError(`Invalid backlog "${backlog}": expected a whole number`);
   }
+  assertMkfifoAllowed(`Cannot listen in "${dir}"`);
   checkServerDir(dir);
   const uid = currentUid(dir);
   const path = `${dir}/${name}.ctl`;

@@ -7,6 +7,7 @@ import { Echoer } from "./echoer.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 import { checkServerDir, serverPlace } from "./server_place.ts";
 import { assertStillOurs, startHub } from "./start_hub.ts";
+import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
 import { writeStdoutSync } from "./write_stdout.ts";
 
 /** Options for {@linkcode serveEcho}. */
@@ -130,12 +131,20 @@ let serverInternals: {
  *
  * Permissions: those of {@linkcode serveEcho}, which makes it.
  *
- * @example Usage
- * ```ts ignore
+ * @example Stop a server and read its stats
+ * ```ts
  * import { serveEcho } from "./serve_echo.ts";
- * const server = await serveEcho({ name: "demo" });
- * setTimeout(() => server.close(), 10_000);
- * console.log(await server.finished); // { messages, bytes, clients, sessions, durationMs }
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
+ * try {
+ *   const server = await serveEcho({ dir, name: "demo" });
+ *   assert.equal(server.paths.input, `${dir}/demo.in`);
+ *   const stats = await server.close(); // also what `server.finished` resolves with
+ *   assert.equal(stats.messages, 0);
+ *   assert.deepEqual([...Deno.readDirSync(dir)], []); // its FIFOs are gone
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export class EchoServer implements AsyncDisposable {
@@ -258,11 +267,24 @@ function echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array,
  *
  * Permissions: `--allow-read` and `--allow-write` for `dir`, `--allow-run=mkfifo`.
  *
- * @example Usage
- * ```ts ignore
+ * @example Serve a shell client on the plain pair
+ * ```ts
  * import { serveEcho } from "./serve_echo.ts";
- * await using server = await serveEcho({ dir: "/tmp", name: "pipe", logMessages: true });
- * console.log(await server.finished);
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
+ * try {
+ *   await using server = await serveEcho({ dir });
+ *   // The seed's way: write NAME.in, read NAME.out; "exit" stops the server.
+ *   const shell = new Deno.Command("sh", {
+ *     args: ["-c", 'cat "$1/pipe.out" & printf "hi\\nexit\\n" > "$1/pipe.in"; wait', "sh", dir],
+ *     stdout: "piped",
+ *   });
+ *   const { stdout } = await shell.output();
+ *   assert.equal(new TextDecoder().decode(stdout), "hi\n"); // the exit word is not echoed
+ *   assert.equal((await server.finished).clients, 1);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  *
  * @param options Where and how to serve.
@@ -270,6 +292,7 @@ function echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array,
  */
 export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoServer> {
   const { dir, name, framing, maxMessage, exitWord } = validate(options);
+  assertMkfifoAllowed(`Cannot serve in "${dir}"`);
   checkServerDir(dir);
   const uid = currentUid(dir);
   const paths = {

@@ -12,7 +12,7 @@ import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:ass
 import { connect, FifoConn } from "../lib/connect.ts";
 import { EchoServer } from "../lib/serve_echo.ts";
 import { FifoListener, FifoServerConn, listen } from "../lib/listen.ts";
-import { requires, tempDir, waitUntil } from "./helpers.ts";
+import { entries, requires, spawn, tempDir, waitUntil } from "./helpers.ts";
 
 const test = requires("--allow-run");
 const text = (bytes: Uint8Array | null) => bytes === null ? null : new TextDecoder().decode(bytes);
@@ -260,4 +260,36 @@ test("nothing internal is public: no constructors, no internal methods", () => {
   for (const name of ["attach", "offer"]) assert(!(name in Listener.prototype), name);
   for (const name of ["push", "end"]) assert(!(name in Conn.prototype), name);
   for (const name of ["start", "countSession"]) assert(!(name in EchoServer.prototype), name);
+});
+
+test("without --allow-run, serveEcho() and listen() fail at once, naming the flag", async () => {
+  using tmp = tempDir();
+  const script = `${tmp.path}/no_run.ts`;
+  const lib = new URL("../lib/mod.ts", import.meta.url).href;
+  Deno.writeTextFileSync(
+    script,
+    `import { listen, serveEcho } from "${lib}";\n` +
+      `for (const start of [() => serveEcho({ dir: "${tmp.path}" }), () => listen({ dir: "${tmp.path}" })]) {\n` +
+      `  try { await start(); console.log("started"); } catch (e) { console.log(e.name + ": " + e.message); }\n` +
+      `}\n`,
+  );
+  await using proc = spawn(Deno.execPath(), [
+    "run",
+    "--allow-read",
+    `--allow-write=${tmp.path}`,
+    script,
+  ], { deadline: 20_000 });
+  const { code, stdout } = await proc.done;
+  assertEquals(code, 0);
+  assertEquals(
+    stdout,
+    [
+      `NotCapable: Cannot serve in "${tmp.path}": making FIFOs needs run access to "mkfifo"; ` +
+      "run Deno with --allow-run=mkfifo",
+      `NotCapable: Cannot listen in "${tmp.path}": making FIFOs needs run access to "mkfifo"; ` +
+      "run Deno with --allow-run=mkfifo",
+      "",
+    ].join("\n"),
+  );
+  assertEquals(entries(tmp.path), ["no_run.ts"]);
 });
