@@ -37,6 +37,18 @@ Options:
 
 Exit status: 0 stopped normally, 1 runtime error, 2 usage error.`;
 
+/** What a newcomer needs to see first: where it listens, how, and how to stop it. */
+function startLine(
+  paths: { input: string; output: string; control: string },
+  values: { framing?: string; engine?: string; "exit-word"?: string; "no-sessions"?: boolean },
+): string {
+  const sessions = values["no-sessions"] ? "" : ` (sessions: ${paths.control})`;
+  const exitWord = values["exit-word"] ?? "exit";
+  const stop = exitWord ? `Ctrl-C or the message "${exitWord}"` : "Ctrl-C";
+  return `server: ${paths.input} -> ${paths.output}${sessions}, ` +
+    `framing ${values.framing ?? "lines"}, engine ${values.engine ?? "auto"}; stop: ${stop}`;
+}
+
 async function main(args: string[]): Promise<number> {
   let dir = "/tmp";
   try {
@@ -73,6 +85,7 @@ async function main(args: string[]): Promise<number> {
         sessions: !values["no-sessions"],
         signal: controller.signal,
       });
+      if (!values.quiet) console.log(startLine(server.paths, values));
       const stats = await server.finished;
       const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
       console.log(

@@ -112,7 +112,9 @@ export function reportFailure(
     );
   }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    if (/run access/.test(message)) {
+    if (message.includes("--allow-run=mkfifo")) {
+      // The library's own message already says what to add.
+    } else if (/run access/.test(message)) {
       console.error("hint: add --allow-run=mkfifo");
     } else if (/read access|write access/.test(message)) {
       console.error(`hint: add --allow-read=${dir} --allow-write=${dir}`);

@@ -14,6 +14,7 @@ import {
   startServer,
   tempDir,
   waitUntil,
+  withoutStartLine,
 } from "./helpers.ts";
 
 const test = requires("--allow-run");
@@ -33,7 +34,7 @@ async function client(dir: string, args: string[], input?: string) {
 }
 
 function summary(stdout: string): string {
-  return stdout.replace(/, \d+\.\d\d s\n$/, ", T s\n");
+  return withoutStartLine(stdout).replace(/, \d+\.\d\d s\n$/, ", T s\n");
 }
 
 function defaultOutput(count: number): string {
@@ -179,7 +180,11 @@ test("client (session): a message over the server's --max-message ends only that
   const dir = tmp.path;
   await using server = await startServer(dir, ["--max-message", "16"]);
   const result = await client(dir, ["--send", "x".repeat(20)]);
-  assert.equal(result.stderr, "error: The server closed the connection\n");
+  // The session is told why before it ends.
+  assert.match(
+    result.stderr,
+    /^error: The server closed the connection: Dropped session \d+: Message of 20 bytes or more exceeds the maximum of 16 bytes\n$/,
+  );
   assert.equal(result.stdout, "");
   assert.equal(result.code, 1);
   const next = await client(dir, ["--send", "y".repeat(16)]);

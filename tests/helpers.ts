@@ -87,6 +87,14 @@ export function requires(...needs: (PermissionFlag | string)[]): GatedTest {
   }) as GatedTest;
 }
 
+/** server.ts's start-up line (printed unless `--quiet`). */
+export const START_LINE = /^server: \S+ -> \S+.*, framing \w+, engine \w+; stop: Ctrl-C.*\n/;
+
+/** A server's standard output without its start-up line, which must come first if at all. */
+export function withoutStartLine(stdout: string): string {
+  return stdout.replace(START_LINE, "");
+}
+
 /** Absolute path of a file in the project. */
 export function projectPath(path: string): string {
   return fileURLToPath(new URL(`../${path}`, import.meta.url));

@@ -17,13 +17,14 @@ import {
   spawn,
   tempDir,
   waitUntil,
+  withoutStartLine,
 } from "./helpers.ts";
 
 /** Every test here talks to Python programs. */
 const test = requires("--allow-run", "python3");
 
 function summary(stdout: string): string {
-  return stdout.replace(/, \d+\.\d\d s\n$/, ", T s\n");
+  return withoutStartLine(stdout).replace(/, \d+\.\d\d s\n$/, ", T s\n");
 }
 
 function seedClientOutput(): string {
@@ -49,7 +50,7 @@ test("interop: Python multiprocessing Connection.send_bytes/recv_bytes, --framin
     const stopped = await server.done;
     assert.equal(stopped.code, 0);
     assert.equal(stopped.stderr, "");
-    const lines = stopped.stdout.split("\n");
+    const lines = withoutStartLine(stopped.stdout).split("\n");
     assert.equal(
       summary(lines.slice(-2).join("\n")),
       "server stopped: 58 messages, 103193 bytes, 1 client (0 in sessions), T s\n",

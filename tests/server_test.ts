@@ -15,8 +15,10 @@ import {
   runCli,
   serve,
   spawn,
+  START_LINE,
   tempDir,
   waitUntil,
+  withoutStartLine,
 } from "./helpers.ts";
 
 const test = requires("--allow-run");
@@ -86,8 +88,34 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 /** The summary line with its duration blanked out. */
 function summary(stdout: string): string {
-  return stdout.replace(/, \d+\.\d\d s\n$/, ", T s\n");
+  return withoutStartLine(stdout).replace(/, \d+\.\d\d s\n$/, ", T s\n");
 }
+
+test("server: its first line says where it listens, the framing, and how to stop it", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  for (
+    const [args, expected] of [
+      [
+        [],
+        `server: ${dir}/pipe.in -> ${dir}/pipe.out (sessions: ${dir}/pipe.ctl), framing lines, ` +
+        'engine auto; stop: Ctrl-C or the message "exit"\n',
+      ],
+      [
+        ["--no-sessions", "--framing", "length", "--exit-word", ""],
+        `server: ${dir}/pipe.in -> ${dir}/pipe.out, framing length, engine auto; stop: Ctrl-C\n`,
+      ],
+      [["--quiet"], ""],
+    ] as [string[], string][]
+  ) {
+    await using server = await serve(dir, args);
+    server.child.kill("SIGINT");
+    const { code, stdout } = await server.done;
+    assert.equal(code, 0);
+    assert.equal(stdout.slice(0, stdout.indexOf("server stopped")), expected, args.join(" "));
+    if (expected) assert.match(stdout, START_LINE);
+  }
+});
 
 withPython("server: echoes a shell client's lines and logs them, exit word stops it", async () => {
   using tmp = tempDir();
@@ -625,12 +653,12 @@ test("server: a --dir outside the granted paths prints Deno's error and a hint",
       `hint: add --allow-read=${dir} --allow-write=${dir}\n`,
   );
   assert.deepEqual(entries(dir), []);
-  // Without --allow-run=mkfifo: the hint names it, and nothing is left behind.
+  // Without --allow-run=mkfifo: the error names it, and nothing is left behind.
   await refuses(
     granted.path,
     [],
-    'error: Requires run access to "mkfifo", run again with the --allow-run flag\n' +
-      "hint: add --allow-run=mkfifo\n",
+    `error: Cannot serve in "${granted.path}": making FIFOs needs run access to "mkfifo"; ` +
+      "run Deno with --allow-run=mkfifo\n",
     [`--allow-read=${granted.path},${projectPath("lib")}`, `--allow-write=${granted.path}`],
   );
   assert.deepEqual(entries(granted.path), []);
