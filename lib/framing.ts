@@ -36,6 +36,18 @@ const NEWLINE = 0x0a;
 const HEADER = 4;
 
 /**
+ * A length header whose four bytes are printable text ("msg ", "hell") is almost always a
+ * peer writing text lines to a `length` server: say so, since the bare number misleads.
+ */
+function textHint(header: Uint8Array): string {
+  const isText = header.length === HEADER &&
+    header.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === NEWLINE);
+  if (!isText) return "";
+  const shown = new TextDecoder().decode(header).replaceAll("\t", "\\t").replaceAll("\n", "\\n");
+  return `; the header reads "${shown}" as text: is the peer using lines framing?`;
+}
+
+/**
  * Cuts complete messages out of a byte stream that arrives in arbitrary pieces.
  *
  * - `lines`: a message is the bytes up to and including `\n`; the payload excludes it.
@@ -194,10 +206,17 @@ export class FrameDecoder {
       throw new RangeError(
         `Malformed length header 0x${
           length.toString(16)
-        }: lengths of 2^31 or more are not supported`,
+        }: lengths of 2^31 or more are not supported${textHint(bytes.subarray(at, at + HEADER))}`,
       );
     }
-    if (length > this.maxMessage) this.#tooLong(length);
+    if (length > this.maxMessage) {
+      try {
+        this.#tooLong(length);
+      } catch (error) {
+        (error as Error).message += textHint(bytes.subarray(at, at + HEADER));
+        throw error;
+      }
+    }
     return length;
   }
 
