@@ -1,10 +1,31 @@
 /** How messages are cut out of a FIFO's byte stream. */
 export type Framing = "lines" | "length" | "raw";
 
-/** Every {@linkcode Framing}, in the order the CLIs list them. */
+/**
+ * Every {@linkcode Framing}, in the order the CLIs list them.
+ *
+ * @example Check a framing name from the command line
+ * ```ts
+ * import { type Framing, FRAMINGS } from "./framing.ts";
+ * import assert from "node:assert/strict";
+ * const isFraming = (text: string): text is Framing => FRAMINGS.includes(text as Framing);
+ * assert.ok(isFraming("length"));
+ * assert.ok(!isFraming("json"));
+ * ```
+ */
 export const FRAMINGS: readonly Framing[] = ["lines", "length", "raw"];
 
-/** The default bound on one message's payload: 1 MiB. */
+/**
+ * The default bound on one message's payload: 1 MiB.
+ *
+ * @example A decoder's bound, unless told otherwise
+ * ```ts
+ * import { DEFAULT_MAX_MESSAGE, FrameDecoder } from "./framing.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(new FrameDecoder("lines").maxMessage, DEFAULT_MAX_MESSAGE);
+ * assert.equal(DEFAULT_MAX_MESSAGE, 1_048_576);
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE: number = 1 << 20;
 
 /** Options for {@linkcode FrameDecoder}. */

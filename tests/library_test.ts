@@ -10,7 +10,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import { connect, FifoConn } from "../lib/connect.ts";
-import { EchoServer } from "../lib/serve_echo.ts";
+import { EchoServer, serveEcho } from "../lib/serve_echo.ts";
 import { FifoListener, FifoServerConn, listen } from "../lib/listen.ts";
 import { entries, requires, spawn, tempDir, waitUntil } from "./helpers.ts";
 
@@ -292,4 +292,32 @@ test("without --allow-run, serveEcho() and listen() fail at once, naming the fla
     ].join("\n"),
   );
   assertEquals(entries(tmp.path), ["no_run.ts"]);
+});
+
+test("listen(): two started at the same moment on one name, exactly one serves", async () => {
+  using tmp = tempDir();
+  const results = await Promise.allSettled([
+    listen({ dir: tmp.path, name: "race" }),
+    listen({ dir: tmp.path, name: "race" }),
+  ]);
+  const listeners = results.filter((r) => r.status === "fulfilled").map((r) => r.value);
+  const refused = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+  try {
+    assertEquals(listeners.length, 1, "both listeners started: one was replaced unseen");
+    assert(refused[0] instanceof Deno.errors.AddrInUse, String(refused[0]));
+    // The one left really serves its name.
+    await using client = await connect({ dir: tmp.path, name: "race", mode: "session" });
+    const conn = (await listeners[0].accept({ signal: deadline() }))!;
+    await client.send("still here");
+    assertEquals(text(await conn.receive({ signal: deadline() })), "still here");
+  } finally {
+    for (const listener of listeners) await listener.close();
+  }
+  assertEquals(entries(tmp.path), []);
+});
+
+test("listen() refuses a name an echo server already serves", async () => {
+  using tmp = tempDir();
+  await using _server = await serveEcho({ dir: tmp.path, name: "taken" });
+  await rejects(listen({ dir: tmp.path, name: "taken" }), Deno.errors.AddrInUse);
 });
