@@ -359,9 +359,9 @@ export class FifoListener implements AsyncIterable<FifoServerConn>, AsyncDisposa
    * @returns Its connection, or `null` once the listener is closed.
    */
   accept(options: WaitOptions = {}): Promise<FifoServerConn | null> {
+    if (this.#closed) return Promise.resolve(null);
     const next = this.#incoming.shift();
     if (next) return Promise.resolve(next);
-    if (this.#closed) return Promise.resolve(null);
     return this.#waiters.wait(options.signal);
   }
 
@@ -370,6 +370,7 @@ export class FifoListener implements AsyncIterable<FifoServerConn>, AsyncDisposa
     this.#closing ??= (async () => {
       this.#closed = true;
       this.#waiters.serveAll(null);
+      this.#incoming = []; // their sessions end with the hub
       await this.#hub?.stop();
       removeFifo(this.path, this.#created);
     })();

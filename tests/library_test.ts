@@ -76,6 +76,7 @@ test("close() releases every pending accept() and receive() with null", async ()
     await listener.close();
     assertEquals(await Promise.all(accepts), [null, null]);
     assertEquals(await listener.accept(), null);
+    assertEquals(await client.receive(), null);
   } finally {
     await listener.close();
   }
@@ -320,4 +321,18 @@ test("listen() refuses a name an echo server already serves", async () => {
   using tmp = tempDir();
   await using _server = await serveEcho({ dir: tmp.path, name: "taken" });
   await rejects(listen({ dir: tmp.path, name: "taken" }), Deno.errors.AddrInUse);
+});
+
+test("listen(): after close(), accept() is null even for a client that arrived unaccepted", async () => {
+  using tmp = tempDir();
+  const listener = await listen({ dir: tmp.path });
+  try {
+    await using client = await connect({ dir: tmp.path, mode: "session" });
+    await client.send("hello"); // the session exists: its HELLO was answered
+    await listener.close();
+    assertEquals(await listener.accept(), null);
+    assertEquals(await client.receive(), null); // its session ended with the listener
+  } finally {
+    await listener.close();
+  }
 });
