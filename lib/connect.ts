@@ -3,6 +3,7 @@ import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
+import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
 import { serverPlace } from "./server_place.ts";
 import {
   encodeData,
@@ -569,6 +570,7 @@ export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
   const useSession = mode === "session" ||
     (mode === "auto" && canMakeFifos && isServed(controlPath, uid));
   if (useSession) {
+    if (mode === "session") assertMkfifoAllowed(`Cannot open a session on "${controlPath}"`);
     if (mode === "session" && !isServed(controlPath, uid)) {
       throw new Deno.errors.NotFound(`No session server is listening on "${controlPath}"`);
     }

@@ -263,14 +263,16 @@ test("nothing internal is public: no constructors, no internal methods", () => {
   for (const name of ["start", "countSession"]) assert(!(name in EchoServer.prototype), name);
 });
 
-test("without --allow-run, serveEcho() and listen() fail at once, naming the flag", async () => {
+test("without --allow-run, serveEcho(), listen() and a session connect() fail at once, naming the flag", async () => {
   using tmp = tempDir();
   const script = `${tmp.path}/no_run.ts`;
   const lib = new URL("../lib/mod.ts", import.meta.url).href;
+  const dir = JSON.stringify(tmp.path);
   Deno.writeTextFileSync(
     script,
-    `import { listen, serveEcho } from "${lib}";\n` +
-      `for (const start of [() => serveEcho({ dir: "${tmp.path}" }), () => listen({ dir: "${tmp.path}" })]) {\n` +
+    `import { connect, listen, serveEcho } from "${lib}";\n` +
+      `for (const start of [() => serveEcho({ dir: ${dir} }), () => listen({ dir: ${dir} }), ` +
+      `() => connect({ dir: ${dir}, mode: "session" })]) {\n` +
       `  try { await start(); console.log("started"); } catch (e) { console.log(e.name + ": " + e.message); }\n` +
       `}\n`,
   );
@@ -289,6 +291,8 @@ test("without --allow-run, serveEcho() and listen() fail at once, naming the fla
       "run Deno with --allow-run=mkfifo",
       `NotCapable: Cannot listen in "${tmp.path}": making FIFOs needs run access to "mkfifo"; ` +
       "run Deno with --allow-run=mkfifo",
+      `NotCapable: Cannot open a session on "${tmp.path}/pipe.ctl": making FIFOs needs run ` +
+      'access to "mkfifo"; run Deno with --allow-run=mkfifo',
       "",
     ].join("\n"),
   );
