@@ -14,7 +14,16 @@
  *     offset 10 u16  0
  *     offset 12      payload
  *
- * Replies travel on the session's own FIFO: one handshake line of JSON, then the echo.
+ * Replies travel on the session's own FIFO: one handshake line of JSON, then either the
+ * bare echo stream (a client that did not ask otherwise) or, for a client whose HELLO says
+ * `replies: "records"`, reply records:
+ *
+ *     offset 0  u8   type: 1 DATA, 2 ACK, 3 REASON
+ *     offset 1  u32  payload length
+ *     offset 5       payload: reply bytes; u32 request bytes consumed; UTF-8 reason
+ *
+ * ACK records give a `listen()` client its credit: it keeps at most the handshake's window
+ * of request bytes unacknowledged. An echo client's credit is the echo itself.
  *
  * @module
  */
