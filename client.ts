@@ -51,7 +51,12 @@ Exit status: 0 done, 1 runtime error (no server, timeout, ...), 2 usage error.`;
 async function nextReply(conn: FifoConn): Promise<Uint8Array> {
   const reply = await conn.receive();
   if (reply === null) {
-    const why = conn.closeReason ? `: ${conn.closeReason}` : "";
+    // A session is told why; the plain pair has no way back, so name the usual causes.
+    const why = conn.closeReason
+      ? `: ${conn.closeReason}`
+      : conn.mode === "shared"
+      ? ` (its log says why: often a message over its --max-message, or a --framing other than "${conn.framing}")`
+      : "";
     throw new Error(`The server closed the connection${why}`);
   }
   return reply;

@@ -175,6 +175,27 @@ test("client --send: a reply longer than --max-message is an error", async () =>
   assert.deepEqual(entries(dir), []);
 });
 
+test("client (plain pair): a lines client against a length server hears the likely cause", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  await using server = await startServer(dir, ["--framing", "length", "--no-sessions"]);
+  const result = await client(dir, ["--send", "hello"]);
+  assert.equal(
+    result.stderr,
+    "error: The server closed the connection (its log says why: often a message over its " +
+      '--max-message, or a --framing other than "lines")\n',
+  );
+  assert.equal(result.code, 1);
+  server.child.kill("SIGTERM");
+  const stopped = await server.done;
+  // The server's log names the mismatch: its "length header" is the text "hell".
+  assert.match(
+    stopped.stderr,
+    /^Dropped a client's stream: .*the header reads "hell" as text: is the peer using lines framing\?\n$/,
+  );
+  assert.equal(stopped.code, 0);
+});
+
 test("client (session): a message over the server's --max-message ends only that session", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
