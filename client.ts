@@ -9,6 +9,7 @@
 import {
   parseCommandLine,
   parseCount,
+  parseExitWord,
   parseFraming,
   parseName,
   reportFailure,
@@ -41,6 +42,7 @@ Options:
   --max-message BYTES    largest reply accepted (default 1048576)
   --timeout MS           give up on a server that does not answer (default 5000)
   --shared               use the plain pair even where sessions are offered
+  --verbose              print the stack trace of an error
   -h, --help             show this help
 
 Exit status: 0 done, 1 runtime error (no server, timeout, ...), 2 usage error.`;
@@ -48,7 +50,15 @@ Exit status: 0 done, 1 runtime error (no server, timeout, ...), 2 usage error.`;
 /** Waits for the next reply, treating the end of the stream as an error. */
 async function nextReply(conn: FifoConn): Promise<Uint8Array> {
   const reply = await conn.receive();
-  if (reply === null) throw new Error("The server closed the connection");
+  if (reply === null) {
+    // A session is told why; the plain pair has no way back, so name the usual causes.
+    const why = conn.closeReason
+      ? `: ${conn.closeReason}`
+      : conn.mode === "shared"
+      ? ` (its log says why: often a message over its --max-message, or a --framing other than "${conn.framing}")`
+      : "";
+    throw new Error(`The server closed the connection${why}`);
+  }
   return reply;
 }
 
@@ -120,6 +130,7 @@ async function main(args: string[]): Promise<number> {
       "max-message": { type: "string" },
       timeout: { type: "string" },
       shared: { type: "boolean" },
+      verbose: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     });
     if (values.help) {
@@ -133,7 +144,7 @@ async function main(args: string[]): Promise<number> {
     const count = parseCount("--count", values.count, 0) ?? 10;
     const interval = parseCount("--interval", values.interval, 0) ?? 1000;
     const maxMessage = parseCount("--max-message", values["max-message"], 1) ?? 1 << 20;
-    const exitWord = values["exit-word"] ?? "exit";
+    const exitWord = parseExitWord(values["exit-word"]) ?? "exit";
     await using conn = await connect({
       dir,
       name: parseName(values.name),
@@ -156,7 +167,7 @@ async function main(args: string[]): Promise<number> {
     if (error instanceof Deno.errors.TimedOut || error instanceof Deno.errors.NotFound) {
       (error as Error).message += " (is the server running?)";
     }
-    return reportFailure("client.ts", error, dir);
+    return reportFailure("client.ts", error, dir, args.includes("--verbose"));
   }
 }
 

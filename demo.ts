@@ -58,8 +58,7 @@ async function main(): Promise<number> {
     label("server", server.stderr),
   ]);
   try {
-    await waitFor(`${dir}/pipe.ctl`, 10_000);
-    console.log(`[demo] server listening on ${dir}/pipe.in -> ${dir}/pipe.out`);
+    await waitFor(`${dir}/pipe.ctl`, 10_000); // the server's own first line says where
     const client = spawn("client.ts", [`--allow-read=${dir}`, ...fifoFlags], [
       "--dir",
       dir,

@@ -9,6 +9,7 @@
 import {
   parseCommandLine,
   parseCount,
+  parseExitWord,
   parseFraming,
   parseName,
   reportFailure,
@@ -28,9 +29,22 @@ Options:
   --exit-word WORD       a message equal to WORD stops the server; '' disables (default exit)
   --no-sessions          serve the plain pair only (no DIR/NAME.ctl)
   --quiet                no "received msg" line per message
+  --verbose              print the stack trace of an error
   -h, --help             show this help
 
 Exit status: 0 stopped normally, 1 runtime error, 2 usage error.`;
+
+/** What a newcomer needs to see first: where it listens, how, and how to stop it. */
+function startLine(
+  paths: { input: string; output: string; control: string },
+  values: { framing?: string; "exit-word"?: string; "no-sessions"?: boolean },
+): string {
+  const sessions = values["no-sessions"] ? "" : ` (sessions: ${paths.control})`;
+  const exitWord = values["exit-word"] ?? "exit";
+  const stop = exitWord ? `Ctrl-C or the message "${exitWord}"` : "Ctrl-C";
+  return `server: ${paths.input} -> ${paths.output}${sessions}, ` +
+    `framing ${values.framing ?? "lines"}; stop: ${stop}`;
+}
 
 async function main(args: string[]): Promise<number> {
   let dir = "/tmp";
@@ -43,6 +57,7 @@ async function main(args: string[]): Promise<number> {
       "exit-word": { type: "string" },
       "no-sessions": { type: "boolean" },
       quiet: { type: "boolean" },
+      verbose: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     });
     if (values.help) {
@@ -60,11 +75,12 @@ async function main(args: string[]): Promise<number> {
         name: parseName(values.name),
         framing: parseFraming(values.framing),
         maxMessage: parseCount("--max-message", values["max-message"], 1),
-        exitWord: values["exit-word"],
+        exitWord: parseExitWord(values["exit-word"]),
         logMessages: !values.quiet,
         sessions: !values["no-sessions"],
         signal: controller.signal,
       });
+      if (!values.quiet) console.log(startLine(server.paths, values));
       const stats = await server.finished;
       const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
       console.log(
@@ -78,7 +94,7 @@ async function main(args: string[]): Promise<number> {
       Deno.removeSignalListener("SIGTERM", stop);
     }
   } catch (error) {
-    return reportFailure("server.ts", error, dir);
+    return reportFailure("server.ts", error, dir, args.includes("--verbose"));
   }
 }
 

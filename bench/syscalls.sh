@@ -26,7 +26,11 @@ set -euo pipefail
 
 N=${1:-2000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DENO=${DENO:-$(command -v deno || echo /root/bin/deno)}
+# The binary itself, not a wrapper: strace must count Deno's calls, not npx's. Without a
+# deno on PATH, the pinned one npx fetches (only Node.js and npm are assumed).
+if [ -z "${DENO:-}" ]; then
+	DENO=$(command -v deno || npx -y deno@2.9.6 eval -q 'console.log(Deno.execPath())')
+fi
 DEADLINE=120
 
 if ! command -v strace >/dev/null; then

@@ -46,6 +46,14 @@ export function parseFraming(text: string | undefined): Framing | undefined {
   return text as Framing;
 }
 
+/** Reads an `--exit-word`: one line of text, since a message cannot hold a newline. */
+export function parseExitWord(text: string | undefined): string | undefined {
+  if (text?.includes("\n")) {
+    throw new UsageError(`Invalid --exit-word "${text}": it cannot contain a newline`);
+  }
+  return text;
+}
+
 /** Reads a `--name`: a plain file name, no path (the library's own rule). */
 export function parseName(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
@@ -59,18 +67,44 @@ export function parseName(text: string | undefined): string | undefined {
 }
 
 /**
- * Prints an error the way both CLIs do and returns the exit status: 2 for usage, 1 for the
- * rest, with a one-line hint for a permission Deno refused.
+ * Whether `error` is a defect of the program rather than of its input or its world: the
+ * CLIs check every argument themselves (a {@linkcode UsageError}), so a `TypeError` that
+ * reaches them is a bug, as are the other errors JavaScript throws for broken code.
  */
-export function reportFailure(program: string, error: unknown, dir: string): number {
+function isBug(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof ReferenceError ||
+    error instanceof SyntaxError || !(error instanceof Error);
+}
+
+/**
+ * Prints an error the way both CLIs do and returns the exit status: 2 for a
+ * {@linkcode UsageError}, 1 for the rest, with a one-line hint for a permission Deno
+ * refused. The stack is printed with `verbose`, and a bug says how to get it.
+ */
+export function reportFailure(
+  program: string,
+  error: unknown,
+  dir: string,
+  verbose = false,
+): number {
   const message = error instanceof Error ? error.message : String(error);
   console.error(`error: ${message}`);
-  if (error instanceof UsageError || error instanceof TypeError) {
+  if (error instanceof UsageError) {
     console.error(`Run "${program} --help" for usage.`);
     return 2;
   }
+  if (verbose && error instanceof Error && error.stack) {
+    console.error(error.stack);
+  } else if (isBug(error)) {
+    console.error(
+      `This is a bug in ${program} (${(error as Error)?.name ?? typeof error}): ` +
+        "run it again with --verbose for the stack trace, and report it",
+    );
+  }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    if (/run access/.test(message)) {
+    if (message.includes("--allow-run=mkfifo")) {
+      // The library's own message already says what to add.
+    } else if (/run access/.test(message)) {
       console.error("hint: add --allow-run=mkfifo");
     } else if (/read access|write access/.test(message)) {
       console.error(`hint: add --allow-read=${dir} --allow-write=${dir}`);

@@ -3,6 +3,7 @@ import { currentUid } from "./current_uid.ts";
 import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
 import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
 import { makeFifo, removeFifo } from "./make_fifo.ts";
+import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
 import { checkServerDir, serverPlace } from "./server_place.ts";
 import {
   encodeData,
@@ -10,6 +11,7 @@ import {
   type Handshake,
   type Hello,
   RecordType,
+  ReplyDecoder,
   sessionPrefix,
 } from "./session_protocol.ts";
 
@@ -83,11 +85,23 @@ export interface ReceiveOptions {
 interface Transport {
   /** Unanswered bytes allowed in flight. */
   window: number;
+  /** Replies come as reply records; `ack`: credit comes in ACK records, not as replies. */
+  records?: { ack: boolean };
   write(wire: Uint8Array): Promise<void>;
   reader: FifoFile;
   /** Closes everything; `readerParked` says a read of `reader` is still pending. */
   close(readerParked: boolean): void;
 }
+
+const token = Symbol("fifo internal");
+
+/** Makes a connection; only connect() may. */
+let createConn: (
+  mode: "session" | "shared",
+  framing: Framing,
+  transport: Transport,
+  options: { maxMessage: number; timeout: number; early?: Uint8Array },
+) => FifoConn;
 
 /**
  * A client's connection to an echo server: send messages, receive the replies.
@@ -97,12 +111,25 @@ interface Transport {
  *
  * Permissions: those of {@linkcode connect}, which makes it.
  *
- * @example Usage
- * ```ts ignore
- * import { connect } from "./connect.ts";
- * await using conn = await connect({ timeout: 2000 });
- * await conn.send("ping");
- * for await (const reply of conn) console.log(new TextDecoder().decode(reply));
+ * @example Send a stream of messages through `writable`, read the echoes from `readable`
+ * ```ts
+ * import { connect, serveEcho } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await using _server = await serveEcho({ dir, logMessages: false });
+ *   await using conn = await connect({ dir, timeout: 2000 });
+ *   await ReadableStream.from(["a", "b"].map((t) => new TextEncoder().encode(t)))
+ *     .pipeTo(conn.writable);
+ *   const replies = [];
+ *   for await (const reply of conn.readable) {
+ *     replies.push(new TextDecoder().decode(reply));
+ *     if (replies.length === 2) break;
+ *   }
+ *   assert.deepEqual(replies, ["a", "b"]);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
@@ -123,14 +150,26 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   #error: unknown;
   #timeout: number;
   #closed = false;
+  #replies: ReplyDecoder | undefined;
+  #acked = 0;
+  #closeReason: string | undefined;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
 
-  /** @internal Use {@linkcode connect}. */
-  constructor(
+  static {
+    createConn = (mode, framing, transport, options) =>
+      new FifoConn(token, mode, framing, transport, options);
+  }
+
+  private constructor(
+    key: typeof token,
     mode: "session" | "shared",
     framing: Framing,
     transport: Transport,
     options: { maxMessage: number; timeout: number; early?: Uint8Array },
   ) {
+    if (key !== token) throw new TypeError("Illegal constructor: use connect()");
+    if (transport.records) this.#replies = new ReplyDecoder();
     this.mode = mode;
     this.framing = framing;
     this.#transport = transport;
@@ -138,7 +177,38 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
     // In raw framing a read is a message: never read more than one may hold.
     this.#buffer = new Uint8Array(framing === "raw" ? Math.min(65536, options.maxMessage) : 65536);
     this.#timeout = options.timeout;
-    if (options.early?.length) this.#decode(options.early);
+    if (options.early?.length) this.#received(options.early);
+  }
+
+  /** Why the server ended the session, when it said so (sessions only). */
+  get closeReason(): string | undefined {
+    return this.#closeReason;
+  }
+
+  /**
+   * The replies as a stream of messages, read without a timeout; cancelling it closes
+   * the connection. See the {@linkcode FifoConn} example.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const message = await this.receive({ timeout: Infinity });
+        if (message === null) controller.close();
+        else controller.enqueue(message);
+      },
+      cancel: () => this.close(),
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * A stream of messages to send, each as {@linkcode FifoConn.send} would. Closing it
+   * does not close the connection (replies may still come): call
+   * {@linkcode FifoConn.close}. See the {@linkcode FifoConn} example.
+   */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream<Uint8Array>({
+      write: (message) => this.send(message),
+    });
   }
 
   /** Messages received and waiting for {@linkcode FifoConn.receive}. */
@@ -167,9 +237,11 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
    */
   async sendFramed(wire: Uint8Array): Promise<void> {
     if (this.#closed) throw new Deno.errors.BadResource("Cannot send: the connection is closed");
+    // An echo's replies are its credit; a listen() server acknowledges what it read.
+    const credit = () => this.#transport.records?.ack ? this.#acked : this.receivedBytes;
     while (
-      !this.#ended && this.sentBytes > this.receivedBytes &&
-      this.sentBytes - this.receivedBytes + wire.length > this.#transport.window
+      !this.#ended && this.sentBytes > credit() &&
+      this.sentBytes - credit() + wire.length > this.#transport.window
     ) {
       await this.#pump();
     }
@@ -214,8 +286,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
           if (rest.length) this.#queue.push(rest);
           this.#ended = true;
         } else {
-          this.receivedBytes += n;
-          this.#decode(this.#buffer.subarray(0, n));
+          this.#received(this.#buffer.subarray(0, n));
         }
       } catch (error) {
         this.#ended = true;
@@ -225,6 +296,22 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
       }
     })();
     return this.#pending;
+  }
+
+  #received(bytes: Uint8Array): void {
+    if (!this.#replies) {
+      this.receivedBytes += bytes.length;
+      this.#decode(bytes);
+      return;
+    }
+    this.#replies.push(bytes, {
+      data: (data) => {
+        this.receivedBytes += data.length;
+        this.#decode(data);
+      },
+      ack: (consumed) => this.#acked += consumed,
+      reason: (text) => this.#closeReason = text,
+    });
   }
 
   #decode(bytes: Uint8Array): void {
@@ -408,7 +495,7 @@ async function connectSession(
     // Used for the whole session, so bound by the timeout alone, not the connect signal.
     const blockingControl = async () =>
       slow ??= await FifoFile.open(controlPath, { access: "write", timeout, uid });
-    const hello: Hello = { v: 1, dir: sessionDir, framing };
+    const hello: Hello = { v: 1, dir: sessionDir, framing, replies: "records" };
     const request = encodeRecord(
       RecordType.HELLO,
       0,
@@ -435,6 +522,7 @@ async function connectSession(
     const id = handshake.id;
     const transport: Transport = {
       window: handshake.window,
+      records: handshake.records ? { ack: handshake.ack === true } : undefined,
       write: (wire) => {
         const { records, ends } = encodeData(id, wire);
         return writeRecords(fast, blockingControl, records, ends);
@@ -470,14 +558,24 @@ async function connectSession(
  * the server, and verifies every FIFO it opens (ours, mode `0600`, not a symlink).
  *
  * Permissions: `--allow-read` and `--allow-write` for `dir`; `--allow-run=mkfifo` for a
- * session.
+ * session (without it, only the plain pair).
  *
- * @example Usage
- * ```ts ignore
- * import { connect } from "./connect.ts";
- * await using conn = await connect({ dir: "/tmp", name: "pipe" });
- * await conn.send("hello");
- * console.log(new TextDecoder().decode((await conn.receive())!));
+ * @example Talk to an echo server
+ * ```ts
+ * import { connect, serveEcho } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
+ * try {
+ *   await using server = await serveEcho({ dir, name: "echo" });
+ *   await using conn = await connect({ dir, name: "echo" });
+ *   assert.equal(conn.mode, "session");
+ *   await conn.send("hello");
+ *   assert.equal(new TextDecoder().decode((await conn.receive())!), "hello");
+ *   await conn.send("exit"); // the exit word stops the server (it is not echoed)
+ *   assert.equal((await server.finished).sessions, 1);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  *
  * @param options Where the server is and how to talk to it.
@@ -501,12 +599,13 @@ export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
   const useSession = mode === "session" ||
     (mode === "auto" && canMakeFifos && isServed(controlPath, uid));
   if (useSession) {
+    if (mode === "session") assertMkfifoAllowed(`Cannot open a session on "${controlPath}"`);
     if (mode === "session" && !isServed(controlPath, uid)) {
       throw new Deno.errors.NotFound(`No session server is listening on "${controlPath}"`);
     }
     const { transport, early } = await connectSession(dir, name, framing, uid, timeout, options);
-    return new FifoConn("session", framing, transport, { maxMessage, timeout, early });
+    return createConn("session", framing, transport, { maxMessage, timeout, early });
   }
   const transport = await connectShared(dir, name, uid, timeout, options.signal);
-  return new FifoConn("shared", framing, transport, { maxMessage, timeout });
+  return createConn("shared", framing, transport, { maxMessage, timeout });
 }

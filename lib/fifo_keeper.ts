@@ -11,7 +11,7 @@
  * @module
  */
 import { makeFifo, removeFifo } from "./make_fifo.ts";
-import { untrustedReason } from "./fifo_file.ts";
+import { isServed, untrustedReason } from "./fifo_file.ts";
 
 /** What happened to a public name, as {@linkcode FifoKeeper.check} finds it. */
 export interface PublicNameProblem {
@@ -123,6 +123,13 @@ export class FifoKeeper {
       if (reason) {
         throw new Deno.errors.AlreadyExists(
           `Cannot create FIFO "${path}": ${reason}; remove it yourself if it is not needed`,
+        );
+      }
+      // Checked again just before the link: a server that published while we made our
+      // FIFO (mkfifo takes milliseconds) wins, and we back off instead of replacing it.
+      if (isServed(path, this.#uid)) {
+        throw new Deno.errors.AddrInUse(
+          `Cannot serve on "${path}": another server started on it at the same time`,
         );
       }
       // A stale FIFO of ours: replace it in one step, so the name is never missing.

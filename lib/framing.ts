@@ -1,10 +1,31 @@
 /** How messages are cut out of a FIFO's byte stream. */
 export type Framing = "lines" | "length" | "raw";
 
-/** Every {@linkcode Framing}, in the order the CLIs list them. */
+/**
+ * Every {@linkcode Framing}, in the order the CLIs list them.
+ *
+ * @example Check a framing name from the command line
+ * ```ts
+ * import { type Framing, FRAMINGS } from "./framing.ts";
+ * import assert from "node:assert/strict";
+ * const isFraming = (text: string): text is Framing => FRAMINGS.includes(text as Framing);
+ * assert.ok(isFraming("length"));
+ * assert.ok(!isFraming("json"));
+ * ```
+ */
 export const FRAMINGS: readonly Framing[] = ["lines", "length", "raw"];
 
-/** The default bound on one message's payload: 1 MiB. */
+/**
+ * The default bound on one message's payload: 1 MiB.
+ *
+ * @example A decoder's bound, unless told otherwise
+ * ```ts
+ * import { DEFAULT_MAX_MESSAGE, FrameDecoder } from "./framing.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(new FrameDecoder("lines").maxMessage, DEFAULT_MAX_MESSAGE);
+ * assert.equal(DEFAULT_MAX_MESSAGE, 1_048_576);
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE: number = 1 << 20;
 
 /** Options for {@linkcode FrameDecoder}. */
@@ -34,6 +55,18 @@ export type MessageCallback = (wire: Uint8Array, payload: Uint8Array, complete: 
 
 const NEWLINE = 0x0a;
 const HEADER = 4;
+
+/**
+ * A length header whose four bytes are printable text ("msg ", "hell") is almost always a
+ * peer writing text lines to a `length` server: say so, since the bare number misleads.
+ */
+function textHint(header: Uint8Array): string {
+  const isText = header.length === HEADER &&
+    header.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === NEWLINE);
+  if (!isText) return "";
+  const shown = new TextDecoder().decode(header).replaceAll("\t", "\\t").replaceAll("\n", "\\n");
+  return `; the header reads "${shown}" as text: is the peer using lines framing?`;
+}
 
 /**
  * Cuts complete messages out of a byte stream that arrives in arbitrary pieces.
@@ -194,10 +227,17 @@ export class FrameDecoder {
       throw new RangeError(
         `Malformed length header 0x${
           length.toString(16)
-        }: lengths of 2^31 or more are not supported`,
+        }: lengths of 2^31 or more are not supported${textHint(bytes.subarray(at, at + HEADER))}`,
       );
     }
-    if (length > this.maxMessage) this.#tooLong(length);
+    if (length > this.maxMessage) {
+      try {
+        this.#tooLong(length);
+      } catch (error) {
+        (error as Error).message += textHint(bytes.subarray(at, at + HEADER));
+        throw error;
+      }
+    }
     return length;
   }
 

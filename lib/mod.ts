@@ -8,13 +8,24 @@
  * - {@linkcode FifoFile}, {@linkcode makeFifo} and {@linkcode FrameDecoder} are the
  *   building blocks: verified FIFOs, their creation, and message framing.
  *
- * @example Usage
- * ```ts ignore
+ * Permissions: `--allow-read` and `--allow-write` for the FIFOs' directory, and
+ * `--allow-run=mkfifo` to make FIFOs (servers, and clients' private sessions). Without
+ * it, `serveEcho` and `listen` throw `Deno.errors.NotCapable` naming the flag.
+ *
+ * @example An echo server and a client in one program
+ * ```ts
+ * // deno run --allow-read=/tmp --allow-write=/tmp --allow-run=mkfifo example.ts
  * import { connect, serveEcho } from "./mod.ts";
- * await using server = await serveEcho({ dir: "/tmp", name: "demo" });
- * await using conn = await connect({ dir: "/tmp", name: "demo" });
- * await conn.send("hello");
- * console.log(new TextDecoder().decode((await conn.receive())!)); // "hello"
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
+ * try {
+ *   await using _server = await serveEcho({ dir, name: "demo" });
+ *   await using conn = await connect({ dir, name: "demo" });
+ *   await conn.send("hello");
+ *   assert.equal(new TextDecoder().decode((await conn.receive())!), "hello");
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  *
  * @module
@@ -31,7 +42,13 @@ export {
   FRAMINGS,
   type MessageCallback,
 } from "./framing.ts";
-export { FifoListener, FifoServerConn, listen, type ListenOptions } from "./listen.ts";
+export {
+  FifoListener,
+  FifoServerConn,
+  listen,
+  type ListenOptions,
+  type WaitOptions,
+} from "./listen.ts";
 export { makeFifo, type MakeFifoOptions, removeFifo } from "./make_fifo.ts";
 export { printable } from "./printable.ts";
 export {

@@ -6,6 +6,8 @@ import { PlainEngine } from "./plain_engine.ts";
 import { Echoer } from "./echoer.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 import { checkServerDir, serverPlace } from "./server_place.ts";
+import { assertStillOurs, startHub } from "./start_hub.ts";
+import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
 import { writeStdoutSync } from "./write_stdout.ts";
 
 /** Options for {@linkcode serveEcho}. */
@@ -114,6 +116,7 @@ let createServer: (paths: EchoServerPaths, keeper: FifoKeeper) => EchoServer;
 let startServer: (server: EchoServer, engine: PlainEngine, hub?: SessionHub) => void;
 let watchNames: (server: EchoServer, onNote: (message: string) => void) => void;
 let checkNames: (server: EchoServer, onNote: (message: string) => void) => void;
+let countSession: (server: EchoServer, messages: number, bytes: number) => void;
 
 /**
  * A running echo server. Stop it with {@linkcode EchoServer.close}, the exit word, or the
@@ -121,12 +124,20 @@ let checkNames: (server: EchoServer, onNote: (message: string) => void) => void;
  *
  * Permissions: those of {@linkcode serveEcho}, which makes it.
  *
- * @example Usage
- * ```ts ignore
+ * @example Stop a server and read its stats
+ * ```ts
  * import { serveEcho } from "./serve_echo.ts";
- * const server = await serveEcho({ name: "demo" });
- * setTimeout(() => server.close(), 10_000);
- * console.log(await server.finished); // { messages, bytes, clients, sessions, durationMs }
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
+ * try {
+ *   const server = await serveEcho({ dir, name: "demo" });
+ *   assert.equal(server.paths.input, `${dir}/demo.in`);
+ *   const stats = await server.close(); // also what `server.finished` resolves with
+ *   assert.equal(stats.messages, 0);
+ *   assert.deepEqual([...Deno.readDirSync(dir)], []); // its FIFOs are gone
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export class EchoServer implements AsyncDisposable {
@@ -153,6 +164,10 @@ export class EchoServer implements AsyncDisposable {
     };
     watchNames = (server, onNote) => server.#watchNames(onNote);
     checkNames = (server, onNote) => server.#checkNames(onNote);
+    countSession = (server, messages, bytes) => {
+      server.#sessionTotals.messages += messages;
+      server.#sessionTotals.bytes += bytes;
+    };
   }
 
   private constructor(paths: EchoServerPaths, keeper: FifoKeeper) {
@@ -213,27 +228,6 @@ export class EchoServer implements AsyncDisposable {
     return this.#closing;
   }
 
-  /** Counts what a session echoed. */
-  #countSession(messages: number, bytes: number): void {
-    this.#sessionTotals.messages += messages;
-    this.#sessionTotals.bytes += bytes;
-  }
-
-  /** Echoes one piece of a session's stream back to it. */
-  static echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array, log: boolean) {
-    const echoer = session.state as Echoer;
-    const [messages, echoed] = [echoer.messages, echoer.bytes];
-    const reply = echoer.feed(bytes);
-    if (log) {
-      const lines = echoer.takeLog();
-      if (lines) writeStdoutSync(lines);
-    }
-    server.#countSession(echoer.messages - messages, echoer.bytes - echoed);
-    session.send(reply);
-    if (echoer.failure) session.close(`Dropped session ${session.id}: ${echoer.failure.message}`);
-    if (echoer.exitRequested) void server.close();
-  }
-
   /**
    * Checks the public names every {@linkcode NAME_CHECK_MS}: one that vanished is put back
    * (the same FIFO), one that names something else stops the server. (`Deno.watchFs` would
@@ -264,6 +258,21 @@ export class EchoServer implements AsyncDisposable {
   }
 }
 
+/** Echoes one piece of a session's stream back to it. */
+function echoSession(server: EchoServer, session: HubSession, bytes: Uint8Array, log: boolean) {
+  const echoer = session.state as Echoer;
+  const [messages, echoed] = [echoer.messages, echoer.bytes];
+  const reply = echoer.feed(bytes);
+  if (log) {
+    const lines = echoer.takeLog();
+    if (lines) writeStdoutSync(lines);
+  }
+  countSession(server, echoer.messages - messages, echoer.bytes - echoed);
+  session.send(reply);
+  if (echoer.failure) session.close(`Dropped session ${session.id}: ${echoer.failure.message}`);
+  if (echoer.exitRequested) void server.close();
+}
+
 /**
  * Serves the echo on `DIR/NAME.in` → `DIR/NAME.out`.
  *
@@ -275,11 +284,24 @@ export class EchoServer implements AsyncDisposable {
  *
  * Permissions: `--allow-read` and `--allow-write` for `dir`, `--allow-run=mkfifo`.
  *
- * @example Usage
- * ```ts ignore
+ * @example Serve a shell client on the plain pair
+ * ```ts
  * import { serveEcho } from "./serve_echo.ts";
- * await using server = await serveEcho({ dir: "/tmp", name: "pipe", logMessages: true });
- * console.log(await server.finished);
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
+ * try {
+ *   await using server = await serveEcho({ dir });
+ *   // The seed's way: write NAME.in, read NAME.out; "exit" stops the server.
+ *   const shell = new Deno.Command("sh", {
+ *     args: ["-c", 'cat "$1/pipe.out" & printf "hi\\nexit\\n" > "$1/pipe.in"; wait', "sh", dir],
+ *     stdout: "piped",
+ *   });
+ *   const { stdout } = await shell.output();
+ *   assert.equal(new TextDecoder().decode(stdout), "hi\n"); // the exit word is not echoed
+ *   assert.equal((await server.finished).clients, 1);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  *
  * @param options Where and how to serve.
@@ -287,6 +309,7 @@ export class EchoServer implements AsyncDisposable {
  */
 export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoServer> {
   const { dir, name, framing, maxMessage, exitWord } = validate(options);
+  assertMkfifoAllowed(`Cannot serve in "${dir}"`);
   checkServerDir(dir);
   const uid = currentUid(dir);
   const paths = {
@@ -330,24 +353,15 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
       const echoerOptions = { maxMessage, exitWord, logMessages };
       hub = new SessionHub({ dir, name, framing, maxMessage, uid }, {
         onOpen: (session) => session.state = new Echoer(framing, echoerOptions),
-        onData: (session, bytes) => EchoServer.echoSession(server, session, bytes, logMessages),
+        onData: (session, bytes) => echoSession(server, session, bytes, logMessages),
         onClose: () => {},
         onError: onClientError,
         onFatal: (error) => void server.close(error),
       });
     }
     startServer(server, engine, hub);
-    if (hub) {
-      hub.sweepLeftovers();
-      await keeper.add("ctl", (inside) => hub.start(inside));
-    }
-    // Two servers started at once both saw no live peer; the later one replaced the
-    // earlier one's FIFOs. The earlier one notices here and backs off.
-    for (const { path } of keeper.check()) {
-      throw new Deno.errors.AddrInUse(
-        `Cannot serve on "${path}": another server started on it at the same time`,
-      );
-    }
+    if (hub) await startHub(hub, keeper);
+    assertStillOurs(keeper);
   } catch (error) {
     await server.close(error as Error).catch(() => {});
     throw error;

@@ -13,10 +13,13 @@ import type { Framing } from "./framing.ts";
 import { removeFifo } from "./make_fifo.ts";
 import { printable } from "./printable.ts";
 import {
+  encodeAck,
+  encodeReply,
   type Handshake,
   type Hello,
   parseRecords,
   RecordType,
+  ReplyType,
   sessionPrefix,
 } from "./session_protocol.ts";
 
@@ -37,6 +40,8 @@ export class HubSession {
   #queue: Uint8Array[] = [];
   #queued = 0;
   #closed = false;
+  #records: boolean;
+  #drainWaiters: { limit: number; resolve: () => void }[] = [];
 
   /** @internal */
   constructor(
@@ -46,7 +51,9 @@ export class HubSession {
     dirInfo: Deno.FileInfo,
     reply: FifoFile,
     alive: FifoFile,
+    records = false,
   ) {
+    this.#records = records;
     this.#hub = hub;
     this.id = id;
     this.dir = dir;
@@ -66,6 +73,42 @@ export class HubSession {
    */
   send(bytes: Uint8Array): void {
     if (this.#closed || !bytes.length) return;
+    this.#write(this.#records ? encodeReply(ReplyType.DATA, bytes) : bytes);
+  }
+
+  /** Whether the session has ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Tells the client that `bytes` more of its request bytes were consumed (an ACK reply
+   * record: its credit). Only for sessions that read reply records.
+   */
+  sendAck(bytes: number): void {
+    if (this.#closed || !this.#records || bytes <= 0) return;
+    this.#write(encodeAck(bytes));
+  }
+
+  /** Resolves once at most `limit` bytes are queued, or the session has ended. */
+  whenDrained(limit: number): Promise<void> {
+    if (this.#closed || this.#queued <= limit) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#drainWaiters.push({ limit, resolve });
+    return promise;
+  }
+
+  #wakeDrained(): void {
+    if (!this.#drainWaiters.length) return;
+    const waiting = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiting) {
+      if (this.#closed || this.#queued <= waiter.limit) waiter.resolve();
+      else this.#drainWaiters.push(waiter);
+    }
+  }
+
+  #write(bytes: Uint8Array): void {
     try {
       const taken = this.#queue.length ? 0 : this.#reply.tryWrite(bytes);
       if (taken === bytes.length) return;
@@ -100,6 +143,8 @@ export class HubSession {
       }
     } catch (error) {
       this.close(`Session ${this.id} ended: ${(error as Error).message}`);
+    } finally {
+      this.#wakeDrained();
     }
     return false;
   }
@@ -122,7 +167,14 @@ export class HubSession {
   close(reason?: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (reason && this.#records && !this.#queue.length) {
+      // Best effort: the client learns why, unless its reply pipe is full.
+      try {
+        this.#reply.tryWrite(encodeReply(ReplyType.REASON, encoder.encode(reason)));
+      } catch { /* the client is gone */ }
+    }
     this.#reply.close();
+    this.#wakeDrained();
     this.#queue = [];
     this.#queued = 0;
     this.#hub.forget(this, reason);
@@ -184,6 +236,11 @@ export interface SessionHubOptions {
   framing: Framing;
   maxMessage: number;
   uid: number;
+  /**
+   * The client's credit comes back in ACK records (a `listen()` server, whose replies are
+   * not an echo); only clients that read reply records are then accepted.
+   */
+  ack?: boolean;
 }
 
 const LIVENESS_INTERVAL_MS = 250;
@@ -339,12 +396,15 @@ export class SessionHub {
       return refuse((error as Error).message);
     }
     const encode = (answer: Handshake) => new TextEncoder().encode(JSON.stringify(answer) + "\n");
-    if (hello.framing !== options.framing || this.#stopping) {
+    const records = hello.replies === "records";
+    if (hello.framing !== options.framing || this.#stopping || (options.ack && !records)) {
       const error = this.#stopping
         ? "the server is stopping"
-        : `framing mismatch: the server uses "${options.framing}", the client "${
+        : hello.framing !== options.framing
+        ? `framing mismatch: the server uses "${options.framing}", the client "${
           printable(encoder.encode(String(hello.framing)))
-        }"`;
+        }"`
+        : "the client does not read reply records (it predates listen())";
       // The reply stays open until the client has gone: a client whose blocking open of
       // it comes after our answer still finds a writer, and reads why.
       const refused = new HubSession(this, 0, dir, dirInfo, reply, alive);
@@ -357,8 +417,11 @@ export class SessionHub {
     this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1;
     this.#ended.get(dir)?.release();
     this.#ended.delete(dir);
-    const session = new HubSession(this, id, dir, dirInfo, reply, alive);
-    reply.tryWrite(encode({ v: 1, id, window: this.window }));
+    const session = new HubSession(this, id, dir, dirInfo, reply, alive, records);
+    const handshake: Handshake = records
+      ? { v: 1, id, window: this.window, records: true, ...(options.ack ? { ack: true } : {}) }
+      : { v: 1, id, window: this.window };
+    reply.tryWrite(encode(handshake));
     this.#sessions.set(id, session);
     this.#opened++;
     this.#handler.onOpen(session);

@@ -6,7 +6,18 @@
  */
 import assert from "node:assert/strict";
 import { isServed } from "../lib/fifo_file.ts";
-import { entries, type Proc, runCli, startServer, tempDir, waitUntil } from "./helpers.ts";
+import {
+  entries,
+  type Proc,
+  requires,
+  runCli,
+  startServer,
+  tempDir,
+  waitUntil,
+  withoutStartLine,
+} from "./helpers.ts";
+
+const test = requires("--allow-run");
 
 /** Runs client.ts to completion. */
 async function client(dir: string, args: string[], input?: string) {
@@ -23,7 +34,7 @@ async function client(dir: string, args: string[], input?: string) {
 }
 
 function summary(stdout: string): string {
-  return stdout.replace(/, \d+\.\d\d s\n$/, ", T s\n");
+  return withoutStartLine(stdout).replace(/, \d+\.\d\d s\n$/, ", T s\n");
 }
 
 function defaultOutput(count: number): string {
@@ -33,7 +44,7 @@ function defaultOutput(count: number): string {
 }
 
 for (const mode of ["session", "shared"] as const) {
-  Deno.test(`client (${mode}): default mode prints each message and echo, then stops the server`, async () => {
+  test(`client (${mode}): default mode prints each message and echo, then stops the server`, async () => {
     using tmp = tempDir();
     const dir = tmp.path;
     await using server = await startServer(dir);
@@ -53,7 +64,7 @@ for (const mode of ["session", "shared"] as const) {
   });
 }
 
-Deno.test("client: --no-exit leaves the server running; --exit-word and --interval", async () => {
+test("client: --no-exit leaves the server running; --exit-word and --interval", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir, ["--exit-word", "bye"]);
@@ -77,7 +88,7 @@ Deno.test("client: --no-exit leaves the server running; --exit-word and --interv
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("client: --count 0 sends only the exit word", async () => {
+test("client: --count 0 sends only the exit word", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
@@ -87,7 +98,7 @@ Deno.test("client: --count 0 sends only the exit word", async () => {
   assert.equal((await server.done).code, 0);
 });
 
-Deno.test("client --send: prints only the reply, byte for byte, in every framing", async () => {
+test("client --send: prints only the reply, byte for byte, in every framing", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   for (const framing of ["lines", "length", "raw"]) {
@@ -119,7 +130,7 @@ Deno.test("client --send: prints only the reply, byte for byte, in every framing
 // Regression: connectSession() used to send HELLO before parking its blocking open of the
 // reply FIFO; a refusal written and closed before that open made the client wait for a
 // writer that never came, and report a timeout ("after undefined ms") instead.
-Deno.test("client --send: a framing mismatch is always reported as the server's refusal", async () => {
+test("client --send: a framing mismatch is always reported as the server's refusal", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir, ["--framing", "length"]);
@@ -146,7 +157,7 @@ Deno.test("client --send: a framing mismatch is always reported as the server's 
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("client --send: a reply longer than --max-message is an error", async () => {
+test("client --send: a reply longer than --max-message is an error", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
@@ -164,12 +175,37 @@ Deno.test("client --send: a reply longer than --max-message is an error", async 
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("client (session): a message over the server's --max-message ends only that session", async () => {
+test("client (plain pair): a lines client against a length server hears the likely cause", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  await using server = await startServer(dir, ["--framing", "length", "--no-sessions"]);
+  const result = await client(dir, ["--send", "hello"]);
+  assert.equal(
+    result.stderr,
+    "error: The server closed the connection (its log says why: often a message over its " +
+      '--max-message, or a --framing other than "lines")\n',
+  );
+  assert.equal(result.code, 1);
+  server.child.kill("SIGTERM");
+  const stopped = await server.done;
+  // The server's log names the mismatch: its "length header" is the text "hell".
+  assert.match(
+    stopped.stderr,
+    /^Dropped a client's stream: .*the header reads "hell" as text: is the peer using lines framing\?\n$/,
+  );
+  assert.equal(stopped.code, 0);
+});
+
+test("client (session): a message over the server's --max-message ends only that session", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir, ["--max-message", "16"]);
   const result = await client(dir, ["--send", "x".repeat(20)]);
-  assert.equal(result.stderr, "error: The server closed the connection\n");
+  // The session is told why before it ends.
+  assert.match(
+    result.stderr,
+    /^error: The server closed the connection: Dropped session \d+: Message of 20 bytes or more exceeds the maximum of 16 bytes\n$/,
+  );
   assert.equal(result.stdout, "");
   assert.equal(result.code, 1);
   const next = await client(dir, ["--send", "y".repeat(16)]);
@@ -189,7 +225,7 @@ Deno.test("client (session): a message over the server's --max-message ends only
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("client (session): the server stopping mid-run is exit 1, nothing left behind", async () => {
+test("client (session): the server stopping mid-run is exit 1, nothing left behind", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
@@ -215,7 +251,7 @@ const LARGE_INPUT = Array.from(
 ).join("\n") + "\n";
 
 for (const mode of ["session", "shared"] as const) {
-  Deno.test(`client --stdin (${mode}): 20,000 lines, over 2 MiB, all echoed in order`, async () => {
+  test(`client --stdin (${mode}): 20,000 lines, over 2 MiB, all echoed in order`, async () => {
     assert.ok(new TextEncoder().encode(LARGE_INPUT).length > 2 * 1024 * 1024);
     using tmp = tempDir();
     const dir = tmp.path;
@@ -238,7 +274,7 @@ for (const mode of ["session", "shared"] as const) {
   });
 }
 
-Deno.test("client --stdin: a last line without \\n, empty lines, and no input at all", async () => {
+test("client --stdin: a last line without \\n, empty lines, and no input at all", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
@@ -253,7 +289,7 @@ Deno.test("client --stdin: a last line without \\n, empty lines, and no input at
   assert.equal((await server.done).code, 0);
 });
 
-Deno.test("client --shared against a --no-sessions server; auto falls back to the pair", async () => {
+test("client --shared against a --no-sessions server; auto falls back to the pair", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir, ["--no-sessions"]);
@@ -274,7 +310,7 @@ Deno.test("client --shared against a --no-sessions server; auto falls back to th
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("client: no server is exit 1 naming the FIFO, and nothing is created", async () => {
+test("client: no server is exit 1 naming the FIFO, and nothing is created", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   for (const args of [["--send", "x"], ["--shared"], ["--stdin"], ["--timeout", "100"]]) {
@@ -290,7 +326,7 @@ Deno.test("client: no server is exit 1 naming the FIFO, and nothing is created",
   }
 });
 
-Deno.test("client --timeout: stale FIFOs that nobody reads time out, untouched", async () => {
+test("client --timeout: stale FIFOs that nobody reads time out, untouched", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   const stale = ["pipe.in", "pipe.out", "pipe.ctl"].map((f) => `${dir}/${f}`);
@@ -312,7 +348,7 @@ Deno.test("client --timeout: stale FIFOs that nobody reads time out, untouched",
   assert.deepEqual(stale.map((p) => Deno.lstatSync(p).ino), inodes);
 });
 
-Deno.test("client: refuses a FIFO that is not ours to trust (mode 0644, symlink)", async () => {
+test("client: refuses a FIFO that is not ours to trust (mode 0644, symlink)", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   const made = await new Deno.Command("mkfifo", { args: ["-m", "644", `${dir}/pipe.in`] })
@@ -362,7 +398,7 @@ async function whileFrozen(server: Proc, dir: string, body: () => Promise<void>)
   assert.deepEqual(entries(dir), []); // the client removed its session directory too
 }
 
-Deno.test("client: a server that stops answering mid-run is a timeout, exit 1", async () => {
+test("client: a server that stops answering mid-run is a timeout, exit 1", async () => {
   for (const mode of ["session", "shared"] as const) {
     using tmp = tempDir();
     const dir = tmp.path;
@@ -400,7 +436,7 @@ Deno.test("client: a server that stops answering mid-run is a timeout, exit 1", 
 
 // A stopped process's parked open() is interrupted and no longer counts as a reader, so a
 // frozen server is a timeout on its input.
-Deno.test("client --shared: a frozen server is a timeout on its input FIFO", async () => {
+test("client --shared: a frozen server is a timeout on its input FIFO", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
@@ -418,7 +454,7 @@ Deno.test("client --shared: a frozen server is a timeout on its input FIFO", asy
 
 // Regression: the session's reply open used to carry the timeout only in its signal, and
 // said "Timed out after undefined ms waiting for a writer on FIFO .../reply".
-Deno.test("client (session): a frozen server is a timeout naming how long and which server", async () => {
+test("client (session): a frozen server is a timeout naming how long and which server", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
@@ -437,7 +473,7 @@ Deno.test("client (session): a frozen server is a timeout naming how long and wh
   });
 });
 
-Deno.test("client: usage errors exit 2 and create nothing", async () => {
+test("client: usage errors exit 2 and create nothing", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   const usage = 'Run "client.ts --help" for usage.\n';
@@ -458,6 +494,7 @@ Deno.test("client: usage errors exit 2 and create nothing", async () => {
     ],
     [["--framing", "json"], 'error: Invalid --framing "json": expected one of lines, length, raw'],
     [["--name", "a/b"], 'error: Invalid --name "a/b": use letters, digits, ".", "_" and "-"'],
+    [["--exit-word", "a\nb"], 'error: Invalid --exit-word "a\nb": it cannot contain a newline'],
   ];
   for (const [args, message] of cases) {
     const result = await client(dir, args);

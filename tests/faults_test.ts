@@ -16,6 +16,7 @@ import {
   isRunning,
   type Proc,
   projectPath,
+  requires,
   runCli,
   spawn,
   spawnSoakClient,
@@ -23,6 +24,8 @@ import {
   tempDir,
   waitUntil,
 } from "./helpers.ts";
+
+const test = requires("--allow-run");
 
 /** A soak_client.ts process: `clients` sessions streaming random, checked messages. */
 function soakClient(
@@ -112,7 +115,7 @@ async function cleanup(...procs: (Proc | undefined)[]): Promise<void> {
   }
 }
 
-Deno.test("faults: SIGKILL mid-transfer; clients fail fast; a new server recovers", async () => {
+test("faults: SIGKILL mid-transfer; clients fail fast; a new server recovers", async () => {
   using dir = tempDir("faults-");
   const procs: Proc[] = [];
   try {
@@ -184,7 +187,7 @@ Deno.test("faults: SIGKILL mid-transfer; clients fail fast; a new server recover
 });
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  Deno.test(`faults: ${signal} under load stops the server cleanly and fast`, async () => {
+  test(`faults: ${signal} under load stops the server cleanly and fast`, async () => {
     using dir = tempDir("faults-");
     const procs: Proc[] = [];
     try {
@@ -227,7 +230,7 @@ function flooder(dir: string, bytes: number): Proc {
   ], { deadline: 30_000, stdin: "piped" });
 }
 
-Deno.test("faults: a session client that stops reading is dropped; the others never notice", async () => {
+test("faults: a session client that stops reading is dropped; the others never notice", async () => {
   using dir = tempDir("faults-");
   const procs: Proc[] = [];
   try {
@@ -304,7 +307,7 @@ function lines(count: number, letter = "a"): Uint8Array {
   return encoder.encode(`${letter.repeat(99)}\n`.repeat(count));
 }
 
-Deno.test("faults: a plain client that closes its read end and leaves does not disturb the next", async () => {
+test("faults: a plain client that closes its read end and leaves does not disturb the next", async () => {
   using dir = tempDir("faults-");
   const procs: Proc[] = [];
   try {
@@ -345,7 +348,7 @@ Deno.test("faults: a plain client that closes its read end and leaves does not d
   }
 });
 
-Deno.test({
+test({
   name: "faults regression: a plain client that leaves more unread echo than a pipe holds",
   // Regression (found here, fixed in 179edc7): the plain loop held NAME.out read-write, a
   // reader of its own output: a client that walked away from more than a pipe's worth of
@@ -370,7 +373,7 @@ Deno.test({
 });
 
 for (const how of ["dropped, then killed", "killed with echo in flight"] as const) {
-  Deno.test({
+  test({
     name: `faults regression: a session's directory is removed once its client is gone (${how})`,
     // Regression (found here, fixed in 179edc7): HubSession.close(reason) ("Dropped session",
     // or "Session N ended" on EPIPE after the client died with echo queued) forgot the
@@ -405,7 +408,7 @@ for (const how of ["dropped, then killed", "killed with echo in flight"] as cons
   });
 }
 
-Deno.test({
+test({
   name: "faults regression: connect() waits while the request FIFO is full",
   // Regression (found by bench/soak.ts, fixed in 179edc7): connectSession wrote its HELLO
   // with a non-blocking writeAllSync, which threw WouldBlock ('FIFO "…ctl" is full')
@@ -431,7 +434,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "faults: one live client cannot pin the server's file descriptors",
   // Guards the per-directory watch of ended sessions: one client reusing its directory
   // must not pin a descriptor per session, and EMFILE on the plain pair is not fatal.

@@ -7,9 +7,11 @@
 import assert from "node:assert/strict";
 import { FifoFile } from "../lib/fifo_file.ts";
 import { makeFifo } from "../lib/make_fifo.ts";
-import { tempDir } from "./helpers.ts";
+import { requires, tempDir } from "./helpers.ts";
 
-Deno.test("FifoFile: a FIFO swapped in while the open waits for its peer is refused", async () => {
+const test = requires("--allow-run");
+
+test("FifoFile: a FIFO swapped in while the open waits for its peer is refused", async () => {
   using tmp = tempDir();
   const path = `${tmp.path}/pipe.in`;
   await makeFifo(path);
@@ -41,7 +43,7 @@ Deno.test("FifoFile: a FIFO swapped in while the open waits for its peer is refu
   }
 });
 
-Deno.test("FifoFile: symlinks (to a FIFO, to a file, dangling) are refused, nothing created", async () => {
+test("FifoFile: symlinks (to a FIFO, to a file, dangling) are refused, nothing created", async () => {
   using tmp = tempDir();
   const fifo = `${tmp.path}/real`;
   await makeFifo(fifo);
@@ -69,7 +71,7 @@ Deno.test("FifoFile: symlinks (to a FIFO, to a file, dangling) are refused, noth
   assert.throws(() => Deno.lstatSync(`${tmp.path}/missing`), Deno.errors.NotFound);
 });
 
-Deno.test("FifoFile: a regular file, a directory and a 0644 FIFO are refused untouched", async () => {
+test("FifoFile: a regular file, a directory and a 0644 FIFO are refused untouched", async () => {
   using tmp = tempDir();
   Deno.writeTextFileSync(`${tmp.path}/file`, "keep me");
   Deno.mkdirSync(`${tmp.path}/dir`);
@@ -95,7 +97,7 @@ Deno.test("FifoFile: a regular file, a directory and a 0644 FIFO are refused unt
   assert.equal(Deno.statSync(loose).mode! & 0o777, 0o644);
 });
 
-Deno.test("FifoFile: a missing FIFO is an error naming it, and is not created", async () => {
+test("FifoFile: a missing FIFO is an error naming it, and is not created", async () => {
   using tmp = tempDir();
   const path = `${tmp.path}/absent`;
   await assert.rejects(
@@ -107,7 +109,7 @@ Deno.test("FifoFile: a missing FIFO is an error naming it, and is not created", 
   assert.throws(() => Deno.lstatSync(path), Deno.errors.NotFound);
 });
 
-Deno.test("FifoFile: an open with no peer times out, and the parked open is released", async () => {
+test("FifoFile: an open with no peer times out, and the parked open is released", async () => {
   using tmp = tempDir();
   const path = `${tmp.path}/lonely`;
   await makeFifo(path);

@@ -457,3 +457,23 @@ Deno.test("Echoer length: large messages pass through streamed, byte-exact, coun
   assert.equal(stopper.exitRequested, true);
   assert.equal(stopper.messages, 1);
 });
+
+Deno.test("FrameDecoder length: a header that spells text names the likely framing mismatch", () => {
+  for (const [input, max] of [["msg 1\n", 1 << 20], ["hello there\n", 1 << 30]] as const) {
+    const decoder = new FrameDecoder("length", { maxMessage: max });
+    assert.throws(
+      () => decoder.push(enc(input), () => {}),
+      {
+        name: "RangeError",
+        message: new RegExp(
+          `the header reads "${input.slice(0, 4)}" as text: is the peer using lines framing\\?$`,
+        ),
+      },
+    );
+  }
+  // A binary header too long for maxMessage gets no such hint.
+  const decoder = new FrameDecoder("length", { maxMessage: 8 });
+  assert.throws(() => decoder.push(bytes(0, 0, 1, 0), () => {}), {
+    message: "Message of 256 bytes or more exceeds the maximum of 8 bytes",
+  });
+});

@@ -7,6 +7,94 @@
 import { fileURLToPath } from "node:url";
 import { isServed } from "../lib/fifo_file.ts";
 
+/** A permission flag a test may need beyond the card's `--allow-read --allow-write`. */
+export type PermissionFlag = "--allow-run" | "--allow-env";
+
+const PERMISSION_OF: Record<PermissionFlag, Deno.PermissionDescriptor> = {
+  "--allow-run": { name: "run" },
+  "--allow-env": { name: "env" },
+};
+
+const toolChecks = new Map<string, string | undefined>();
+
+/**
+ * Why `tool` cannot be used, or `undefined` when it can: runs `tool --version` (`-V` for
+ * socat) once. Only call it where `--allow-run` is granted.
+ */
+export function missingTool(tool: string): string | undefined {
+  if (!toolChecks.has(tool)) {
+    let reason: string | undefined;
+    try {
+      new Deno.Command(tool, {
+        args: [tool === "socat" ? "-V" : "--version"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).outputSync();
+    } catch (error) {
+      reason = error instanceof Deno.errors.NotFound
+        ? `${tool} is not installed`
+        : `${tool} cannot run: ${(error as Error).message}`;
+    }
+    toolChecks.set(tool, reason);
+  }
+  return toolChecks.get(tool);
+}
+
+/** Why a test that needs `needs` (flags and tools) cannot run here, or `undefined`. */
+export function skipReason(needs: (PermissionFlag | string)[]): string | undefined {
+  const flags = needs.filter((n): n is PermissionFlag => n.startsWith("--"));
+  const missing = flags.filter((flag) =>
+    Deno.permissions.querySync(PERMISSION_OF[flag]).state !== "granted"
+  );
+  if (missing.length) return `needs ${missing.join(" ")}`;
+  for (const tool of needs.filter((n) => !n.startsWith("--"))) {
+    const reason = missingTool(tool);
+    if (reason) return `optional peer missing: ${reason}`;
+  }
+  return undefined;
+}
+
+/** `Deno.test`, for tests that need more than the card's permissions or an outside tool. */
+export interface GatedTest {
+  (name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void;
+  (definition: Deno.TestDefinition): void;
+}
+
+/**
+ * Returns a `Deno.test` for tests that need `needs`: permission flags beyond
+ * `--allow-read --allow-write` (`"--allow-run"`) and tools (`"python3"`, `"cc"`). Where
+ * one is missing the test is reported as ignored, its name saying what it needs, so
+ * `deno test --allow-read --allow-write` runs what it can and passes.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const test = requires("--allow-run", "python3");
+ * test("talks to Python", async () => {});
+ * ```
+ */
+export function requires(...needs: (PermissionFlag | string)[]): GatedTest {
+  return ((nameOrDefinition: string | Deno.TestDefinition, fn?: Deno.TestDefinition["fn"]) => {
+    const definition = typeof nameOrDefinition === "string"
+      ? { name: nameOrDefinition, fn: fn! }
+      : nameOrDefinition;
+    const reason = definition.ignore ? undefined : skipReason(needs);
+    Deno.test(
+      reason
+        ? { ...definition, name: `${definition.name} [ignored: ${reason}]`, ignore: true }
+        : definition,
+    );
+  }) as GatedTest;
+}
+
+/** server.ts's start-up line (printed unless `--quiet`). */
+export const START_LINE = /^server: \S+ -> \S+.*, framing \w+; stop: Ctrl-C.*\n/;
+
+/** A server's standard output without its start-up line, which must come first if at all. */
+export function withoutStartLine(stdout: string): string {
+  return stdout.replace(START_LINE, "");
+}
+
 /** Absolute path of a file in the project. */
 export function projectPath(path: string): string {
   return fileURLToPath(new URL(`../${path}`, import.meta.url));

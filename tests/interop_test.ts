@@ -11,15 +11,20 @@ import {
   isFifo,
   type Proc,
   projectPath,
+  requires,
   runCli,
   serve,
   spawn,
   tempDir,
   waitUntil,
+  withoutStartLine,
 } from "./helpers.ts";
 
+/** Every test here talks to Python programs. */
+const test = requires("--allow-run", "python3");
+
 function summary(stdout: string): string {
-  return stdout.replace(/, \d+\.\d\d s\n$/, ", T s\n");
+  return withoutStartLine(stdout).replace(/, \d+\.\d\d s\n$/, ", T s\n");
 }
 
 function seedClientOutput(): string {
@@ -28,7 +33,7 @@ function seedClientOutput(): string {
   return out;
 }
 
-Deno.test("interop: Python multiprocessing Connection.send_bytes/recv_bytes, --framing length", async () => {
+test("interop: Python multiprocessing Connection.send_bytes/recv_bytes, --framing length", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   for (const quiet of [true, false]) {
@@ -45,7 +50,7 @@ Deno.test("interop: Python multiprocessing Connection.send_bytes/recv_bytes, --f
     const stopped = await server.done;
     assert.equal(stopped.code, 0);
     assert.equal(stopped.stderr, "");
-    const lines = stopped.stdout.split("\n");
+    const lines = withoutStartLine(stopped.stdout).split("\n");
     assert.equal(
       summary(lines.slice(-2).join("\n")),
       "server stopped: 58 messages, 103193 bytes, 1 client (0 in sessions), T s\n",
@@ -72,7 +77,7 @@ Deno.test("interop: Python multiprocessing Connection.send_bytes/recv_bytes, --f
   }
 });
 
-Deno.test("interop: the seed's client against our server (--framing raw)", async () => {
+test("interop: the seed's client against our server (--framing raw)", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await serve(dir, ["--framing", "raw"]);
@@ -138,7 +143,7 @@ async function seedServer(dir: string, umask: string): Promise<Proc> {
 }
 
 for (const [framing, mode] of [["raw", "auto"], ["lines", "shared"], ["lines", "auto"]]) {
-  Deno.test(`interop: our client (${mode}) against the seed's server, --framing ${framing}`, async () => {
+  test(`interop: our client (${mode}) against the seed's server, --framing ${framing}`, async () => {
     using tmp = tempDir();
     const dir = tmp.path;
     // The seed's mkfifo honours the umask; our client trusts only FIFOs of mode 0600.
@@ -167,7 +172,7 @@ for (const [framing, mode] of [["raw", "auto"], ["lines", "shared"], ["lines", "
   });
 }
 
-Deno.test("interop: our client refuses the seed's FIFOs made under umask 022 (mode 0644)", async () => {
+test("interop: our client refuses the seed's FIFOs made under umask 022 (mode 0644)", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using seed = await seedServer(dir, "022");

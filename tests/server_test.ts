@@ -11,12 +11,19 @@ import {
   flagsFor,
   isFifo,
   projectPath,
+  requires,
   runCli,
   serve,
   spawn,
+  START_LINE,
   tempDir,
   waitUntil,
+  withoutStartLine,
 } from "./helpers.ts";
+
+const test = requires("--allow-run");
+/** For the tests that drive the server through a Python peer. */
+const withPython = requires("--allow-run", "python3");
 
 const enc = (text: string) => new TextEncoder().encode(text);
 const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -81,10 +88,36 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 /** The summary line with its duration blanked out. */
 function summary(stdout: string): string {
-  return stdout.replace(/, \d+\.\d\d s\n$/, ", T s\n");
+  return withoutStartLine(stdout).replace(/, \d+\.\d\d s\n$/, ", T s\n");
 }
 
-Deno.test("server: echoes a shell client's lines and logs them, exit word stops it", async () => {
+test("server: its first line says where it listens, the framing, and how to stop it", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  for (
+    const [args, expected] of [
+      [
+        [],
+        `server: ${dir}/pipe.in -> ${dir}/pipe.out (sessions: ${dir}/pipe.ctl), framing lines; ` +
+        'stop: Ctrl-C or the message "exit"\n',
+      ],
+      [
+        ["--no-sessions", "--framing", "length", "--exit-word", ""],
+        `server: ${dir}/pipe.in -> ${dir}/pipe.out, framing length; stop: Ctrl-C\n`,
+      ],
+      [["--quiet"], ""],
+    ] as [string[], string][]
+  ) {
+    await using server = await serve(dir, args);
+    server.child.kill("SIGINT");
+    const { code, stdout } = await server.done;
+    assert.equal(code, 0);
+    assert.equal(stdout.slice(0, stdout.indexOf("server stopped")), expected, args.join(" "));
+    if (expected) assert.match(stdout, START_LINE);
+  }
+});
+
+withPython("server: echoes a shell client's lines and logs them, exit word stops it", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await serve(dir);
@@ -115,7 +148,7 @@ Deno.test("server: echoes a shell client's lines and logs them, exit word stops 
 });
 
 {
-  Deno.test(`server: clients one after another, each gets its own echo`, async () => {
+  withPython(`server: clients one after another, each gets its own echo`, async () => {
     using tmp = tempDir();
     const dir = tmp.path;
     await using server = await serve(dir, ["--quiet", "--no-sessions"]);
@@ -135,24 +168,27 @@ Deno.test("server: echoes a shell client's lines and logs them, exit word stops 
   });
 }
 
-Deno.test("server: the exit word must equal the message; 'exit now' does not stop it", async () => {
-  using tmp = tempDir();
-  const dir = tmp.path;
-  await using server = await serve(dir, ["--quiet"]);
-  const almost = "exit now\nexits\n exit\nEXIT\nexit\r\n";
-  assert.equal(text(await exchange(dir, [almost])), almost);
-  assert.equal(isFifo(`${dir}/pipe.in`), true); // still serving
-  assert.equal(text(await exchange(dir, ["exit\n"])), "");
-  const result = await server.done;
-  assert.equal(result.code, 0);
-  assert.equal(
-    summary(result.stdout),
-    "server stopped: 5 messages, 27 bytes, 2 clients (0 in sessions), T s\n",
-  );
-  assert.deepEqual(entries(dir), []);
-});
+withPython(
+  "server: the exit word must equal the message; 'exit now' does not stop it",
+  async () => {
+    using tmp = tempDir();
+    const dir = tmp.path;
+    await using server = await serve(dir, ["--quiet"]);
+    const almost = "exit now\nexits\n exit\nEXIT\nexit\r\n";
+    assert.equal(text(await exchange(dir, [almost])), almost);
+    assert.equal(isFifo(`${dir}/pipe.in`), true); // still serving
+    assert.equal(text(await exchange(dir, ["exit\n"])), "");
+    const result = await server.done;
+    assert.equal(result.code, 0);
+    assert.equal(
+      summary(result.stdout),
+      "server stopped: 5 messages, 27 bytes, 2 clients (0 in sessions), T s\n",
+    );
+    assert.deepEqual(entries(dir), []);
+  },
+);
 
-Deno.test("server --exit-word '' never stops on a message; --exit-word bye does", async () => {
+withPython("server --exit-word '' never stops on a message; --exit-word bye does", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   {
@@ -184,7 +220,7 @@ Deno.test("server --exit-word '' never stops on a message; --exit-word bye does"
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`server: ${signal} stops it with status 0, a summary and no FIFO left`, async () => {
+  withPython(`server: ${signal} stops it with status 0, a summary and no FIFO left`, async () => {
     using tmp = tempDir();
     const dir = tmp.path;
     await using server = await serve(dir, ["--quiet"]);
@@ -202,7 +238,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-Deno.test("server: SIGTERM while a client holds the pair open mid-stream", async () => {
+test("server: SIGTERM while a client holds the pair open mid-stream", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await serve(dir);
@@ -224,25 +260,40 @@ Deno.test("server: SIGTERM while a client holds the pair open mid-stream", async
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("server: control bytes and invalid UTF-8 are echoed byte-exact and logged escaped", async () => {
-  using tmp = tempDir();
-  const dir = tmp.path;
-  await using server = await serve(dir);
-  const nasty = new Uint8Array([0xff, 0xfe, 0xc3, 0x28, 0x00, 0x80, 0x1b, 0x5b, 0x5c, 0x09, 0x0d]);
-  const wire = new Uint8Array([...nasty, 0x0a, ...enc("received msg: forged"), 0x0a]);
-  assert.deepEqual(await exchange(dir, [wire]), wire);
-  assert.equal(text(await exchange(dir, ["exit\n"])), "");
-  const result = await server.done;
-  assert.equal(
-    summary(result.stdout),
-    "received msg: \\xff\\xfe\\xc3(\\x00\\x80\\x1b[\\\\\\t\\r\n" +
-      "received msg: received msg: forged\nreceived msg: exit\n" +
-      "server stopped: 2 messages, 31 bytes, 2 clients (0 in sessions), T s\n",
-  );
-  assert.equal(result.code, 0);
-});
+withPython(
+  "server: control bytes and invalid UTF-8 are echoed byte-exact and logged escaped",
+  async () => {
+    using tmp = tempDir();
+    const dir = tmp.path;
+    await using server = await serve(dir);
+    const nasty = new Uint8Array([
+      0xff,
+      0xfe,
+      0xc3,
+      0x28,
+      0x00,
+      0x80,
+      0x1b,
+      0x5b,
+      0x5c,
+      0x09,
+      0x0d,
+    ]);
+    const wire = new Uint8Array([...nasty, 0x0a, ...enc("received msg: forged"), 0x0a]);
+    assert.deepEqual(await exchange(dir, [wire]), wire);
+    assert.equal(text(await exchange(dir, ["exit\n"])), "");
+    const result = await server.done;
+    assert.equal(
+      summary(result.stdout),
+      "received msg: \\xff\\xfe\\xc3(\\x00\\x80\\x1b[\\\\\\t\\r\n" +
+        "received msg: received msg: forged\nreceived msg: exit\n" +
+        "server stopped: 2 messages, 31 bytes, 2 clients (0 in sessions), T s\n",
+    );
+    assert.equal(result.code, 0);
+  },
+);
 
-Deno.test("server --framing length: every byte value and empty messages, byte-exact", async () => {
+withPython("server --framing length: every byte value and empty messages, byte-exact", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await serve(dir, ["--framing", "length", "--quiet"]);
@@ -269,42 +320,45 @@ Deno.test("server --framing length: every byte value and empty messages, byte-ex
 });
 
 for (const quiet of [true, false]) {
-  Deno.test(`server --framing length${quiet ? " --quiet" : ""}: 200 KiB messages, byte-exact`, async () => {
-    using tmp = tempDir();
-    const dir = tmp.path;
-    await using server = await serve(dir, ["--framing", "length", ...(quiet ? ["--quiet"] : [])]);
-    const frame = (payload: Uint8Array) => {
-      const out = new Uint8Array(4 + payload.length);
-      new DataView(out.buffer).setUint32(0, payload.length);
-      out.set(payload, 4);
-      return out;
-    };
-    const big = new Uint8Array(200 * 1024).map((_, i) => (i * 31 + (i >> 8)) & 0xff);
-    const small = frame(new Uint8Array([1, 2, 3]));
-    const stream = new Uint8Array([...frame(big), ...small, ...frame(big.subarray(0, 70_000))]);
-    // Pieces that cut headers and payloads at odd places, some larger than a pipe.
-    const cuts = [0, 3, 5000, 100_000, 204_801, 204_803, 204_807, 204_812, stream.length];
-    const pieces = cuts.slice(1).map((end, i) => stream.subarray(cuts[i], end));
-    const echo = await exchange(dir, pieces);
-    assert.equal(echo.length, stream.length);
-    assert.deepEqual(echo, stream);
-    assert.deepEqual(await exchange(dir, [frame(enc("exit"))]), new Uint8Array(0));
-    const result = await server.done;
-    assert.equal(result.code, 0);
-    const log = quiet ? "" : [
-      `received msg: ${printable(big)}\n`,
-      "received msg: \\x01\\x02\\x03\n",
-      `received msg: ${printable(big.subarray(0, 70_000))}\n`,
-      "received msg: exit\n",
-    ].join("");
-    assert.equal(
-      summary(result.stdout),
-      `${log}server stopped: 3 messages, 274803 bytes, 2 clients (0 in sessions), T s\n`,
-    );
-  });
+  withPython(
+    `server --framing length${quiet ? " --quiet" : ""}: 200 KiB messages, byte-exact`,
+    async () => {
+      using tmp = tempDir();
+      const dir = tmp.path;
+      await using server = await serve(dir, ["--framing", "length", ...(quiet ? ["--quiet"] : [])]);
+      const frame = (payload: Uint8Array) => {
+        const out = new Uint8Array(4 + payload.length);
+        new DataView(out.buffer).setUint32(0, payload.length);
+        out.set(payload, 4);
+        return out;
+      };
+      const big = new Uint8Array(200 * 1024).map((_, i) => (i * 31 + (i >> 8)) & 0xff);
+      const small = frame(new Uint8Array([1, 2, 3]));
+      const stream = new Uint8Array([...frame(big), ...small, ...frame(big.subarray(0, 70_000))]);
+      // Pieces that cut headers and payloads at odd places, some larger than a pipe.
+      const cuts = [0, 3, 5000, 100_000, 204_801, 204_803, 204_807, 204_812, stream.length];
+      const pieces = cuts.slice(1).map((end, i) => stream.subarray(cuts[i], end));
+      const echo = await exchange(dir, pieces);
+      assert.equal(echo.length, stream.length);
+      assert.deepEqual(echo, stream);
+      assert.deepEqual(await exchange(dir, [frame(enc("exit"))]), new Uint8Array(0));
+      const result = await server.done;
+      assert.equal(result.code, 0);
+      const log = quiet ? "" : [
+        `received msg: ${printable(big)}\n`,
+        "received msg: \\x01\\x02\\x03\n",
+        `received msg: ${printable(big.subarray(0, 70_000))}\n`,
+        "received msg: exit\n",
+      ].join("");
+      assert.equal(
+        summary(result.stdout),
+        `${log}server stopped: 3 messages, 274803 bytes, 2 clients (0 in sessions), T s\n`,
+      );
+    },
+  );
 }
 
-Deno.test("server --framing raw: each read is a message; 'exit' alone stops it", async () => {
+withPython("server --framing raw: each read is a message; 'exit' alone stops it", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await serve(dir, ["--framing", "raw"]);
@@ -320,7 +374,7 @@ Deno.test("server --framing raw: each read is a message; 'exit' alone stops it",
   );
 });
 
-Deno.test("server --max-message 16: an oversized message ends that stream only", async () => {
+withPython("server --max-message 16: an oversized message ends that stream only", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await serve(dir, ["--quiet", "--max-message", "16"]);
@@ -349,7 +403,7 @@ Deno.test("server --max-message 16: an oversized message ends that stream only",
   );
 });
 
-Deno.test("server: a live server on the same path makes a second one refuse", async () => {
+withPython("server: a live server on the same path makes a second one refuse", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using first = await serve(dir, ["--quiet"]);
@@ -376,7 +430,7 @@ Deno.test("server: a live server on the same path makes a second one refuse", as
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("server: stale FIFOs of ours (no reader) are replaced and it serves", async () => {
+withPython("server: stale FIFOs of ours (no reader) are replaced and it serves", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   const paths = ["pipe.ctl", "pipe.in", "pipe.out"].map((f) => `${dir}/${f}`);
@@ -420,7 +474,7 @@ async function mkfifo(path: string, mode: string) {
 }
 
 for (const file of ["pipe.in", "pipe.out", "pipe.ctl"]) {
-  Deno.test(`server: refuses a regular file at ${file} and leaves it untouched`, async () => {
+  test(`server: refuses a regular file at ${file} and leaves it untouched`, async () => {
     using tmp = tempDir();
     const dir = tmp.path;
     const path = `${dir}/${file}`;
@@ -437,7 +491,7 @@ for (const file of ["pipe.in", "pipe.out", "pipe.ctl"]) {
   });
 }
 
-Deno.test("server: refuses a directory, symlinks and group-readable FIFOs at its paths", async () => {
+test("server: refuses a directory, symlinks and group-readable FIFOs at its paths", async () => {
   using tmp = tempDir();
   using other = tempDir();
   const dir = tmp.path;
@@ -483,7 +537,7 @@ const isRoot = (() => {
   return Deno.statSync(probe.path).uid === 0;
 })();
 
-Deno.test({
+test({
   name: "server: refuses a FIFO owned by another user",
   ignore: !isRoot, // only root can make a FIFO belong to someone else
   async fn() {
@@ -503,7 +557,7 @@ Deno.test({
   },
 });
 
-Deno.test("server: refuses a --dir that is a symlink, or missing, or a file", async () => {
+test("server: refuses a --dir that is a symlink, or missing, or a file", async () => {
   using tmp = tempDir();
   using real = tempDir();
   const link = `${tmp.path}/link`;
@@ -535,7 +589,7 @@ Deno.test("server: refuses a --dir that is a symlink, or missing, or a file", as
   assert.deepEqual(entries(tmp.path), ["file", "link"]);
 });
 
-Deno.test("server: usage errors exit 2 and create nothing", async () => {
+test("server: usage errors exit 2 and create nothing", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   const usage = 'Run "server.ts --help" for usage.\n';
@@ -567,7 +621,7 @@ Deno.test("server: usage errors exit 2 and create nothing", async () => {
       ["stray"],
       "error: Unexpected argument 'stray'. This command does not take positional arguments",
     ],
-    [["--exit-word", "a\nb"], 'error: Invalid exit word "a\nb": it cannot contain a newline'],
+    [["--exit-word", "a\nb"], 'error: Invalid --exit-word "a\nb": it cannot contain a newline'],
   ];
   for (const [args, message] of cases) {
     await using server = runCli("server.ts", dir, args, { deadline: 10_000 });
@@ -585,7 +639,7 @@ Deno.test("server: usage errors exit 2 and create nothing", async () => {
   assert.deepEqual(entries(dir), []);
 });
 
-Deno.test("server: a --dir outside the granted paths prints Deno's error and a hint", async () => {
+test("server: a --dir outside the granted paths prints Deno's error and a hint", async () => {
   using granted = tempDir();
   using outside = tempDir();
   const dir = outside.path;
@@ -596,12 +650,12 @@ Deno.test("server: a --dir outside the granted paths prints Deno's error and a h
       `hint: add --allow-read=${dir} --allow-write=${dir}\n`,
   );
   assert.deepEqual(entries(dir), []);
-  // Without --allow-run=mkfifo: the hint names it, and nothing is left behind.
+  // Without --allow-run=mkfifo: the error names it, and nothing is left behind.
   await refuses(
     granted.path,
     [],
-    'error: Requires run access to "mkfifo", run again with the --allow-run flag\n' +
-      "hint: add --allow-run=mkfifo\n",
+    `error: Cannot serve in "${granted.path}": making FIFOs needs run access to "mkfifo"; ` +
+      "run Deno with --allow-run=mkfifo\n",
     [`--allow-read=${granted.path},${projectPath("lib")}`, `--allow-write=${granted.path}`],
   );
   assert.deepEqual(entries(granted.path), []);
@@ -611,7 +665,7 @@ Deno.test("server: a --dir outside the granted paths prints Deno's error and a h
 // could open NAME.in, write and leave before the engine parked in its blocking open; Linux
 // wakes that open only when the next writer arrives, so `printf 'exit\n' > pipe.in` right
 // after start-up was neither read nor obeyed until another client came.
-Deno.test({
+test({
   name: "server: a one-shot writer right after start-up is served (not stranded)",
   async fn() {
     using tmp = tempDir();
@@ -660,7 +714,7 @@ async function waitTightly(check: () => boolean, what: string): Promise<void> {
 // Regression: serveEcho() used to subscribe to its abort signal only on its last line; a
 // SIGINT/SIGTERM during start-up aborted the controller before anyone listened, and every
 // later signal was a no-op abort(): the server ran on until SIGKILL, FIFOs left behind.
-Deno.test({
+test({
   name: "server: SIGTERM during start-up still stops it, FIFOs removed",
   async fn() {
     using tmp = tempDir();
@@ -677,7 +731,7 @@ Deno.test({
 // Regression: PlainEngine.stop() used to wake the loop at once and drain NAME.out, stealing
 // the echoes written just before the exit word from a client that had not read them yet.
 {
-  Deno.test({
+  withPython({
     name: `server: echoes before the exit word reach a client that reads late`,
     async fn() {
       using tmp = tempDir();

@@ -17,7 +17,18 @@ import { closeSync, constants, openSync, readSync, writeSync } from "node:fs";
 import { connect } from "../lib/connect.ts";
 import { listen } from "../lib/listen.ts";
 import { encodeRecord, RecordType } from "../lib/session_protocol.ts";
-import { entries, isFifo, runCli, spawn, startServer, tempDir, waitUntil } from "./helpers.ts";
+import {
+  entries,
+  isFifo,
+  requires,
+  runCli,
+  spawn,
+  startServer,
+  tempDir,
+  waitUntil,
+} from "./helpers.ts";
+
+const test = requires("--allow-run");
 import {
   echoScenario,
   idleScenario,
@@ -32,7 +43,7 @@ import {
 /** Escapes `text` for use inside a RegExp. */
 const text = (bytes: Uint8Array | null) => bytes === null ? null : new TextDecoder().decode(bytes);
 
-Deno.test("8 client processes x 200 random lines (0 B to 256 KiB) each get exactly their own echoes", async () => {
+test("8 client processes x 200 random lines (0 B to 256 KiB) each get exactly their own echoes", async () => {
   const summaries = await echoScenario({
     framing: "lines",
     clients: 8,
@@ -42,7 +53,7 @@ Deno.test("8 client processes x 200 random lines (0 B to 256 KiB) each get exact
   assertEquals(summaries.length, 8);
 });
 
-Deno.test("8 client processes x 200 random binary length-framed messages each get exactly their own echoes", async () => {
+test("8 client processes x 200 random binary length-framed messages each get exactly their own echoes", async () => {
   // Log-uniform sizes: every size class (the edge sizes come first in every client), at a
   // fraction of the volume; the stress test sends uniform sizes.
   const summaries = await echoScenario({
@@ -54,12 +65,12 @@ Deno.test("8 client processes x 200 random binary length-framed messages each ge
   assertEquals(summaries.length, 8);
 });
 
-Deno.test("300 idle sessions in one process plus one active one: 100 round trips, then nothing left", async () => {
+test("300 idle sessions in one process plus one active one: 100 round trips, then nothing left", async () => {
   const summary = await idleScenario({ idle: 300, rounds: 100, checkIdle: true });
   assertEquals(summary.idle, 300);
 });
 
-Deno.test("SIGKILL a quarter of the clients mid-stream: the rest finish byte-exact, the server stops cleanly", async () => {
+test("SIGKILL a quarter of the clients mid-stream: the rest finish byte-exact, the server stops cleanly", async () => {
   // Whether the killed clients' session directories are removed is checked by the next
   // test, which is ignored for a bug (see there); here they are tolerated.
   const summaries = await echoScenario({
@@ -72,7 +83,7 @@ Deno.test("SIGKILL a quarter of the clients mid-stream: the rest finish byte-exa
   assertEquals(summaries.length, 6);
 });
 
-Deno.test({
+test({
   name:
     "SIGKILL a quarter of the clients mid-stream: nothing of theirs is left once the server noticed",
   // Guards cleanup of sessions that end on EPIPE: their directories go once the client
@@ -89,7 +100,7 @@ Deno.test({
   },
 });
 
-Deno.test("a client killed while idle: the server notices and removes its session directory", async () => {
+test("a client killed while idle: the server notices and removes its session directory", async () => {
   using tmp = tempDir();
   await using server = await startSessionServer(tmp.path);
   // A 1-byte message: its echo fits in the reply FIFO, nothing stays queued.
@@ -108,7 +119,7 @@ Deno.test("a client killed while idle: the server notices and removes its sessio
   assertEquals(entries(tmp.path), []);
 });
 
-Deno.test({
+test({
   name: "a client killed with replies in flight leaves no session directory (minimal repro)",
   // Guards cleanup of sessions that end on EPIPE with replies still queued.
   async fn() {
@@ -130,7 +141,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "connect() waits (within its timeout) while the shared request FIFO is full",
   // Guards the HELLO path: with the request FIFO full, connect() waits for room (within
   // its timeout) through the blocking end, as DATA records do, instead of failing.
@@ -198,7 +209,7 @@ function sendHello(control: string, dir: string, framing = "lines"): void {
   assertEquals(file.writeSync(encodeRecord(RecordType.HELLO, 0, payload)), 12 + payload.length);
 }
 
-Deno.test("HELLOs naming a symlink, a file, a foreign dir, a 0644 reply FIFO or a 0755 dir are refused and nothing is touched", async () => {
+test("HELLOs naming a symlink, a file, a foreign dir, a 0644 reply FIFO or a 0755 dir are refused and nothing is touched", async () => {
   using tmp = tempDir();
   using outside = tempDir();
   const dir = tmp.path;
@@ -283,7 +294,7 @@ Deno.test("HELLOs naming a symlink, a file, a foreign dir, a 0644 reply FIFO or 
   assertEquals(entries(outside.path), ["pipe.session-foreign", "pipe.session-real"]);
 });
 
-Deno.test("framing mismatch: a length client against a lines server exits 1 with an error, no hang", async () => {
+test("framing mismatch: a length client against a lines server exits 1 with an error, no hang", async () => {
   using tmp = tempDir();
   await using server = await startSessionServer(tmp.path);
   const client = await runCli("client.ts", tmp.path, [
@@ -310,7 +321,7 @@ Deno.test("framing mismatch: a length client against a lines server exits 1 with
   assertEquals(entries(tmp.path), []);
 });
 
-Deno.test({
+test({
   name: "framing mismatch: every refused client is told why, at once",
   // Guards the refusal path: the server keeps a refused client's reply FIFO open until
   // the client has gone, so a client whose open comes late still reads why.
@@ -335,7 +346,7 @@ Deno.test({
   },
 });
 
-Deno.test("fallback: the client uses the plain pair of a --no-sessions server, and --shared forces it", async () => {
+test("fallback: the client uses the plain pair of a --no-sessions server, and --shared forces it", async () => {
   using tmp = tempDir();
   {
     await using server = await startServer(tmp.path, ["--no-sessions"]);
@@ -357,7 +368,7 @@ Deno.test("fallback: the client uses the plain pair of a --no-sessions server, a
   }
 });
 
-Deno.test("the exit word over a session stops the server", async () => {
+test("the exit word over a session stops the server", async () => {
   using tmp = tempDir();
   await using server = await startSessionServer(tmp.path);
   const client = await runCli("client.ts", tmp.path, ["--count", "2", "--interval", "0"]).done;
@@ -372,7 +383,7 @@ Deno.test("the exit word over a session stops the server", async () => {
   assertEquals(entries(tmp.path), []);
 });
 
-Deno.test("SIGTERM with session clients connected: they exit 1 with a clear error, the server 0, nothing left", async () => {
+test("SIGTERM with session clients connected: they exit 1 with a clear error, the server 0, nothing left", async () => {
   using tmp = tempDir();
   await using server = await startSessionServer(tmp.path);
   const clients = [0, 1, 2].map(() =>
@@ -397,7 +408,7 @@ Deno.test("SIGTERM with session clients connected: they exit 1 with a clear erro
   }
 });
 
-Deno.test("listen()/connect() in-process: an upper-casing server, closed by its AbortSignal", async () => {
+test("listen()/connect() in-process: an upper-casing server, closed by its AbortSignal", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   const controller = new AbortController();
@@ -442,7 +453,7 @@ Deno.test("listen()/connect() in-process: an upper-casing server, closed by its 
   assertEquals(entries(dir), []);
 });
 
-Deno.test({
+test({
   name: "listen(): close() called again while closing waits for the first close",
   // Guards close(): a second call waits for the first to finish.
   async fn() {
@@ -455,7 +466,7 @@ Deno.test({
   },
 });
 
-Deno.test("garbage on NAME.ctl is dropped with one log line and sessions keep working", async () => {
+test("garbage on NAME.ctl is dropped with one log line and sessions keep working", async () => {
   using tmp = tempDir();
   const ctl = `${tmp.path}/pipe.ctl`;
   await using server = await startSessionServer(tmp.path);

@@ -7,9 +7,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { projectPath, spawn } from "./helpers.ts";
+import { projectPath, requires, spawn } from "./helpers.ts";
 
-Deno.test("soak (25 s): 64 session clients, SIGKILLs and reconnects, nothing lost", async () => {
+const test = requires("--allow-run");
+
+test("soak (25 s): 64 session clients, SIGKILLs and reconnects, nothing lost", async () => {
   await using soak = spawn(Deno.execPath(), [
     "run",
     "--allow-read",

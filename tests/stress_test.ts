@@ -8,10 +8,13 @@
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { echoScenario, idleScenario } from "./session_driver.ts";
+import { requires } from "./helpers.ts";
+
+const test = requires("--allow-run");
 
 const MINUTE = 60_000;
 
-Deno.test("stress: 32 client processes x 1,000 random lines (0 B to 256 KiB, uniform) each get exactly their own echoes", async () => {
+test("stress: 32 client processes x 1,000 random lines (0 B to 256 KiB, uniform) each get exactly their own echoes", async () => {
   const summaries = await echoScenario({
     framing: "lines",
     clients: 32,
@@ -23,7 +26,7 @@ Deno.test("stress: 32 client processes x 1,000 random lines (0 B to 256 KiB, uni
   console.log(JSON.stringify(summaries.map((s) => s.ms)));
 });
 
-Deno.test("stress: 32 client processes x 1,000 random binary length-framed messages (log-uniform sizes)", async () => {
+test("stress: 32 client processes x 1,000 random binary length-framed messages (log-uniform sizes)", async () => {
   const summaries = await echoScenario({
     framing: "length",
     clients: 32,
@@ -34,7 +37,7 @@ Deno.test("stress: 32 client processes x 1,000 random binary length-framed messa
   assertEquals(summaries.length, 32);
 });
 
-Deno.test("stress: 1,000 idle sessions in one process plus one active one, 100 round trips", async () => {
+test("stress: 1,000 idle sessions in one process plus one active one, 100 round trips", async () => {
   const summary = await idleScenario({
     idle: 1000,
     rounds: 100,
@@ -45,7 +48,7 @@ Deno.test("stress: 1,000 idle sessions in one process plus one active one, 100 r
   console.log(JSON.stringify(summary));
 });
 
-Deno.test("stress: SIGKILL 8 of 32 clients mid-stream: the other 24 finish byte-exact", async () => {
+test("stress: SIGKILL 8 of 32 clients mid-stream: the other 24 finish byte-exact", async () => {
   const summaries = await echoScenario({
     framing: "lines",
     clients: 32,
@@ -57,7 +60,7 @@ Deno.test("stress: SIGKILL 8 of 32 clients mid-stream: the other 24 finish byte-
   assertEquals(summaries.length, 24);
 });
 
-Deno.test({
+test({
   name:
     "stress: SIGKILL 8 of 32 clients mid-stream: nothing of theirs is left once the server noticed",
   // Guards cleanup of sessions that end on EPIPE (see sessions_test.ts), at full size.
