@@ -80,7 +80,7 @@ export interface ReceiveOptions {
 }
 
 /** How a connection reaches the server (internal). */
-interface Transport {
+export interface Transport {
   /** Unanswered bytes allowed in flight. */
   window: number;
   write(wire: Uint8Array): Promise<void>;
@@ -88,6 +88,9 @@ interface Transport {
   /** Closes everything; `readerParked` says a read of `reader` is still pending. */
   close(readerParked: boolean): void;
 }
+
+// Set by FifoConn's static block: how wireOf() reaches its private transport.
+let wireAccess: (conn: FifoConn) => Transport;
 
 /**
  * A client's connection to an echo server: send messages, receive the replies.
@@ -123,6 +126,16 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   #error: unknown;
   #timeout: number;
   #closed = false;
+
+  static {
+    wireAccess = (conn) => {
+      if (conn.#closed) throw new Deno.errors.BadResource("Cannot use a closed connection");
+      if (conn.#pending || conn.#queue.length || conn.sentBytes !== conn.receivedBytes) {
+        throw new TypeError("Cannot take over the wire of a connection already in use");
+      }
+      return conn.#transport;
+    };
+  }
 
   /** @internal Use {@linkcode connect}. */
   constructor(
@@ -256,6 +269,18 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The raw wire of a fresh connection (internal, for `filter.ts`): framed bytes go out and
+ * the echo comes back unframed, with no window and no decoding. The caller keeps
+ * `sentBytes`/`receivedBytes` up to date and never has more than `window` bytes unanswered.
+ *
+ * @param conn A connection nothing was sent on yet.
+ * @returns Its transport.
+ */
+export function wireOf(conn: FifoConn): Transport {
+  return wireAccess(conn);
 }
 
 function combinedSignal(options: ConnectOptions, timeout: number): AbortSignal {
