@@ -1,6 +1,7 @@
 /**
  * The server side of sessions (internal): one reader on the shared request FIFO for every
- * client, a reply FIFO per client written without ever blocking, liveness by polling.
+ * client, a reply FIFO per client written without ever blocking, liveness by polling that
+ * backs off while nothing changes and stops when no session is left.
  *
  * Only the request FIFO has a pending read, so the runtime's bounded blocking pool (a
  * process stalls at about 32 parked FIFO reads) never limits how many clients connect.
@@ -186,7 +187,14 @@ export interface SessionHubOptions {
   uid: number;
 }
 
-const LIVENESS_INTERVAL_MS = 250;
+/**
+ * Liveness sweeps: soon after a session opens or ends, then twice as far apart each time
+ * nothing changed, up to the longest gap; none at all while no session exists. A client
+ * that leaves properly says BYE and a reply to a dead one fails with EPIPE, so the sweep
+ * only finds clients that died silently while idle: an idle server sleeps.
+ */
+const LIVENESS_FIRST_MS = 250;
+const LIVENESS_LONGEST_MS = 4000;
 const READ_SIZE = 1 << 20;
 
 /** Serves sessions on a request FIFO (internal; see the module doc). */
@@ -209,7 +217,8 @@ export class SessionHub {
   #stopping = false;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #flushDelay = 1;
-  #livenessTimer: ReturnType<typeof setInterval> | undefined;
+  #livenessTimer: ReturnType<typeof setTimeout> | undefined;
+  #livenessDelay = LIVENESS_FIRST_MS;
   #loop: Promise<void> | undefined;
   #opened = 0;
 
@@ -249,7 +258,6 @@ export class SessionHub {
       nonblocking: true,
       uid: this.#options.uid,
     });
-    this.#livenessTimer = setInterval(() => this.#checkLiveness(), LIVENESS_INTERVAL_MS);
     this.#loop = this.#readLoop(this.#control).catch((error) => {
       if (!this.#stopping) this.#handler.onFatal(error);
     });
@@ -360,6 +368,7 @@ export class SessionHub {
     const session = new HubSession(this, id, dir, dirInfo, reply, alive);
     reply.tryWrite(encode({ v: 1, id, window: this.window }));
     this.#sessions.set(id, session);
+    this.#livenessSoon();
     this.#opened++;
     this.#handler.onOpen(session);
   }
@@ -394,20 +403,48 @@ export class SessionHub {
     }, this.#flushDelay);
   }
 
-  #checkLiveness(): void {
+  /** Sweeps soon: something changed, so more may change. */
+  #livenessSoon(): void {
+    this.#livenessDelay = LIVENESS_FIRST_MS;
+    clearTimeout(this.#livenessTimer);
+    this.#livenessTimer = undefined;
+    this.#scheduleLiveness();
+  }
+
+  #scheduleLiveness(): void {
+    if (this.#livenessTimer !== undefined || this.#stopping) return;
+    if (!this.#sessions.size && !this.#ended.size) return;
+    this.#livenessTimer = setTimeout(() => {
+      this.#livenessTimer = undefined;
+      const delay = this.#livenessDelay;
+      const changed = this.#checkLiveness();
+      // #livenessSoon() (a session closed by the sweep) may have reset it meanwhile.
+      if (!changed) this.#livenessDelay = Math.min(delay * 2, LIVENESS_LONGEST_MS);
+      this.#scheduleLiveness();
+    }, this.#livenessDelay);
+  }
+
+  /** @returns Whether some session ended or some directory was removed. */
+  #checkLiveness(): boolean {
+    let changed = false;
     for (const session of [...this.#sessions.values()]) {
-      if (!session.isAlive()) session.close();
+      if (session.isAlive()) continue;
+      session.close();
+      changed = true;
     }
     for (const [dir, session] of this.#ended) {
       if (session.isAlive()) continue;
       this.#ended.delete(dir);
       session.bury();
+      changed = true;
     }
+    return changed;
   }
 
   #watchEnded(session: HubSession): void {
     this.#ended.get(session.dir)?.release();
     this.#ended.set(session.dir, session);
+    this.#livenessSoon();
   }
 
   /**
@@ -451,7 +488,7 @@ export class SessionHub {
   async stop(): Promise<void> {
     if (this.#stopping) return this.#loop;
     this.#stopping = true;
-    clearInterval(this.#livenessTimer);
+    clearTimeout(this.#livenessTimer);
     clearTimeout(this.#flushTimer);
     for (const session of [...this.#sessions.values()]) session.close();
     for (const session of this.#ended.values()) session.release();
