@@ -277,6 +277,9 @@ export class SessionHub {
       const n = await control.read(buffer);
       if (n === null || this.#stopping) break;
       const dropped = parseRecords(buffer.subarray(0, n), onRecord);
+      // A client that sends has likely read too: retry queued replies now, not on the
+      // next timer tick (1 ms at best), so a streaming client is clocked by its own reads.
+      if (this.#flushTimer !== undefined) this.#flushAll();
       if (dropped) {
         this.#handler.onError(`Dropped ${dropped} bytes on the request FIFO that are not records`);
       }
@@ -388,19 +391,24 @@ export class SessionHub {
     if (this.#flushTimer !== undefined || this.#stopping) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
-      let waiting = false;
-      let before = 0;
-      let after = 0;
-      for (const session of this.#sessions.values()) {
-        if (!session.queued) continue;
-        before += session.queued;
-        if (session.flush()) waiting = true;
-        after += session.queued;
-      }
+      const { waiting, progress } = this.#flushAll();
       // Back off only while no client reads; one that does gets its next pipe-full at once.
-      this.#flushDelay = after < before ? 1 : Math.min(this.#flushDelay * 2, 16);
+      this.#flushDelay = progress ? 1 : Math.min(this.#flushDelay * 2, 16);
       if (waiting) this.scheduleFlush();
     }, this.#flushDelay);
+  }
+
+  #flushAll(): { waiting: boolean; progress: boolean } {
+    let waiting = false;
+    let before = 0;
+    let after = 0;
+    for (const session of this.#sessions.values()) {
+      if (!session.queued) continue;
+      before += session.queued;
+      if (session.flush()) waiting = true;
+      after += session.queued;
+    }
+    return { waiting, progress: after < before };
   }
 
   /** Sweeps soon: something changed, so more may change. */
