@@ -199,13 +199,33 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   async receive(options: ReceiveOptions = {}): Promise<Uint8Array | null> {
     const timeout = options.timeout ?? this.#timeout;
     while (!this.#queue.length && !this.#ended) {
-      const signals = [options.signal];
-      if (timeout !== Infinity) signals.push(AbortSignal.timeout(timeout));
-      const signal = AbortSignal.any(signals.filter((s) => s !== undefined));
-      const what = `waiting for a reply on "${this.#transport.reader.path}"`;
-      await abortable(this.#pump(), signal).catch((error) => {
-        throw explainTimeout(error, timeout, what);
+      const what = () => `waiting for a reply on "${this.#transport.reader.path}"`;
+      if (options.signal) {
+        const signals = [options.signal];
+        if (timeout !== Infinity) signals.push(AbortSignal.timeout(timeout));
+        await abortable(this.#pump(), AbortSignal.any(signals)).catch((error) => {
+          throw explainTimeout(error, timeout, what());
+        });
+        continue;
+      }
+      if (timeout === Infinity) {
+        await this.#pump();
+        continue;
+      }
+      // One plain timer per wait: AbortSignal.timeout and AbortSignal.any cost more than a
+      // ping-pong round trip's whole budget.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Deno.errors.TimedOut(`Timed out after ${timeout} ms ${what()}`)),
+          timeout,
+        );
       });
+      try {
+        await Promise.race([this.#pump(), expired]);
+      } finally {
+        clearTimeout(timer);
+      }
     }
     const message = this.#queue.shift();
     if (message) return message;
