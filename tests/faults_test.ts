@@ -389,7 +389,7 @@ for (const how of ["dropped, then killed", "killed with echo in flight"] as cons
       flood.child.kill("SIGKILL");
       await flood.done.catch(() => {});
       await waitUntil(() => server.stderr() !== "", 5000, "a log line");
-      // Liveness sweeps back off (up to 4 s apart) while nothing changes.
+      // Liveness sweeps back off (up to 8 s apart) while nothing changes.
       const serverOnly = JSON.stringify(["pipe.ctl", "pipe.in", "pipe.out"]);
       await waitUntil(
         () => JSON.stringify(entries(dir.path)) === serverOnly,

@@ -521,7 +521,7 @@ export async function echoScenario(scenario: EchoScenario): Promise<Record<strin
       bytes += payload;
     }
     if (kill && scenario.checkLeftovers) {
-      // The server's liveness sweeps back off to one every 4 s while nothing changes.
+      // The server's liveness sweeps back off to one every 8 s while nothing changes.
       await waitUntil(
         () => JSON.stringify(entries(dir)) === JSON.stringify(serverFiles()),
         15_000,

@@ -98,7 +98,7 @@ Deno.test("a client killed while idle: the server notices and removes its sessio
   assertEquals(entries(tmp.path).length, 4);
   idler.child.kill("SIGKILL");
   assertEquals((await idler.done).signal, "SIGKILL");
-  // The server's liveness sweeps back off to one every 4 s while nothing changes.
+  // The server's liveness sweeps back off to one every 8 s while nothing changes.
   await waitUntil(
     () => JSON.stringify(entries(tmp.path)) === JSON.stringify(serverFiles()),
     15_000,
