@@ -51,7 +51,7 @@ export interface FilterStats {
 }
 
 const NEWLINE = 0x0a;
-const CHUNK = 256 * 1024;
+const CHUNK = 64 * 1024;
 
 /**
  * Sends every line of `input` to the server as one message and writes the echo to
