@@ -49,6 +49,12 @@ export interface Sizes {
   /** F: idle sessions held open, and seconds each idle figure is measured over. */
   idleSessions: number;
   idleSeconds: number;
+  /**
+   * F with sessions: seconds to let the liveness sweeps back off to their longest gap
+   * (8 s, reached 7.75 s after the opens), then seconds measured: one such gap.
+   */
+  idleSettleSeconds: number;
+  idleSessionSeconds: number;
 }
 
 export const FULL: Sizes = {
@@ -64,6 +70,8 @@ export const FULL: Sizes = {
   filterLines: 1_000_000,
   idleSessions: 1000,
   idleSeconds: 5,
+  idleSettleSeconds: 8,
+  idleSessionSeconds: 8,
 };
 
 export const QUICK: Sizes = {
@@ -75,6 +83,8 @@ export const QUICK: Sizes = {
   filterLines: 100_000,
   idleSessions: 100,
   idleSeconds: 2,
+  idleSettleSeconds: 1,
+  idleSessionSeconds: 2,
 };
 
 /** A workload of one run. */
@@ -91,9 +101,19 @@ export type WorkloadId =
 /**
  * An implementation: `c` and `py` the baselines, `ours` our server driven by our blocking
  * client, `conn` and `session` our `FifoConn` client on the plain pair and in a session,
- * `sessions` D's many session clients, `filter` `client.ts --stdin`, `idle` F's probe.
+ * `sessions` D's many session clients, `filter` `client.ts --stdin`, `idle` F's probe,
+ * `idlePlain` the same with `--no-sessions` (the plain pair's share of the idle cost).
  */
-export type ImplId = "c" | "py" | "ours" | "conn" | "session" | "sessions" | "filter" | "idle";
+export type ImplId =
+  | "c"
+  | "py"
+  | "ours"
+  | "conn"
+  | "session"
+  | "sessions"
+  | "filter"
+  | "idle"
+  | "idlePlain";
 
 export interface Workload {
   id: WorkloadId;
@@ -235,6 +255,7 @@ export async function startOurServer(
   env: Env,
   dir: string,
   framing: string,
+  extra: string[] = [],
 ): Promise<{ server: Spawned; idleKiB?: number }> {
   // The card's permissions exactly, the default engine, from a directory that is not ours.
   const server = spawn(env.deno, [
@@ -249,10 +270,12 @@ export async function startOurServer(
     "--quiet",
     "--framing",
     framing,
+    ...extra,
   ], { cwd: dir });
   let exited = false;
   server.exited.then(() => exited = true);
-  const fifos = ["in", "out", "ctl"].map((ext) => `${dir}/bench.${ext}`);
+  const made = extra.includes("--no-sessions") ? ["in", "out"] : ["in", "out", "ctl"];
+  const fifos = made.map((ext) => `${dir}/bench.${ext}`);
   const deadline = Date.now() + 15_000;
   let parked: boolean | undefined = false;
   for (;;) {
@@ -492,10 +515,12 @@ async function filterCell(env: Env, w: Workload, impl: ImplId): Promise<CellResu
  * switches of all its threads) per second. `F-idle`: with `idleSessions` silent sessions
  * held open by one Python process, its CPU as % of one core.
  */
-async function idleCell(env: Env, w: Workload): Promise<CellResult> {
+async function idleCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult> {
   const dir = await freshDir(env);
   let holder: Spawned | undefined;
-  const started = await startOurServer(env, dir, "lines");
+  const extra = impl === "idlePlain" ? ["--no-sessions"] : [];
+  const started = await startOurServer(env, dir, "lines", extra);
+  let window = env.sizes.idleSeconds;
   try {
     if (w.id === "F-idle") {
       const count = env.sizes.idleSessions;
@@ -517,10 +542,11 @@ async function idleCell(env: Env, w: Workload): Promise<CellResult> {
         return { error: `idle sessions: ${lastLine(holder.stderr()) || outcome}` };
       }
       // The server's liveness sweeps back off after the burst of opens: let them settle.
-      await sleep(5000);
+      await sleep(env.sizes.idleSettleSeconds * 1000);
+      window = env.sizes.idleSessionSeconds;
     }
     const before = await countersOf(started.server.pid);
-    await sleep(env.sizes.idleSeconds * 1000);
+    await sleep(window * 1000);
     const after = await countersOf(started.server.pid);
     if (!before || !after) return { error: "/proc/PID/stat unreadable" };
     const seconds = (after.at - before.at) / 1000;
@@ -549,7 +575,7 @@ export async function runCell(env: Env, w: Workload, impl: ImplId): Promise<Cell
     if ((impl === "c" || impl === "py") && w.group !== "E") return await baselineCell(env, w, impl);
     if (impl === "sessions") return await sessionsCell(env, w, Number(w.id.slice(2)));
     if (w.group === "E") return await filterCell(env, w, impl);
-    if (impl === "idle") return await idleCell(env, w);
+    if (impl === "idle" || impl === "idlePlain") return await idleCell(env, w, impl);
     if (impl === "ours" || impl === "conn" || impl === "session") {
       return await ourCell(env, w, impl);
     }
@@ -616,7 +642,7 @@ export function workloads(sizes: Sizes, only: Set<string>, python: boolean): Wor
       group: "F",
       title: `F idle, no client, ${sizes.idleSeconds} s`,
       unit: "wake-ups/s",
-      impls: ["idle"],
+      impls: ["idle", "idlePlain"],
       deadline: 60,
     },
     {
@@ -624,7 +650,7 @@ export function workloads(sizes: Sizes, only: Set<string>, python: boolean): Wor
       group: "F",
       title: `F idle, ${
         sizes.idleSessions.toLocaleString("en-US")
-      } silent sessions, ${sizes.idleSeconds} s`,
+      } silent sessions, ${sizes.idleSessionSeconds} s`,
       unit: "% of a core",
       impls: python ? ["idle"] : [],
       deadline: 120,

@@ -106,6 +106,8 @@ export function label(impl: ImplId, env: Env, w: Workload): string {
       return w.id === "F-none"
         ? "ours: server.ts, nobody connected"
         : "ours: server.ts, sessions silent";
+    case "idlePlain":
+      return "ours: server.ts --no-sessions (the plain pair's share)";
     case "sessions": {
       const k = Number(w.id.slice(2));
       const processes = Math.ceil(k / PER_PROCESS);
@@ -351,7 +353,9 @@ export async function report(
     const of = (key: "cpuPercent" | "wakeups") =>
       median(s.row.cells.flatMap((c) => c[key] === undefined ? [] : [c[key]!]))?.toFixed(2) ?? "—";
     lines.push(
-      `- ${s.row.workload.title}: ${of("cpuPercent")}% of a core, ${of("wakeups")} wake-ups/s.`,
+      `- ${s.row.workload.title}, ${s.row.label}: ${of("cpuPercent")}% of a core, ${
+        of("wakeups")
+      } wake-ups/s.`,
     );
   }
   for (const s of summary.filter((s) => s.errors.length)) {
