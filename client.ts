@@ -17,7 +17,7 @@ import {
 } from "./lib/cli_support.ts";
 import { concatBytes } from "./lib/concat_bytes.ts";
 import { connect, type FifoConn } from "./lib/connect.ts";
-import { encodeFrame, FrameDecoder } from "./lib/framing.ts";
+import { filter } from "./lib/filter.ts";
 import { printable } from "./lib/printable.ts";
 import { writeStdoutSync } from "./lib/write_stdout.ts";
 
@@ -30,6 +30,7 @@ else the plain NAME.in/NAME.out pair.
 Modes (default: send "msg 1" .. "msg N", printing each echo, then the exit word):
   --send TEXT            send one message, print only the reply, exit
   --stdin                every line of standard input is a message; print the replies
+                         (a filter: bytes out = bytes in)
 
 Options:
   --count N              messages in the default mode (default 10)
@@ -73,47 +74,6 @@ async function runDefault(conn: FifoConn, count: number, interval: number, exitW
   if (exitWord) await conn.send(exitWord);
 }
 
-/** Sends stdin's lines while printing replies, so full pipe buffers never deadlock. */
-async function runStdin(conn: FifoConn, maxMessage: number): Promise<void> {
-  let writerDone = false;
-  let progress = Promise.withResolvers<void>();
-  const writer = (async () => {
-    const lines = new FrameDecoder("lines", { maxMessage });
-    const batch: Uint8Array[] = [];
-    const onLine = (_: Uint8Array, line: Uint8Array) => batch.push(encodeFrame(conn.framing, line));
-    const flush = async () => {
-      if (!batch.length) return;
-      const wire = concatBytes(batch);
-      batch.length = 0;
-      await conn.sendFramed(wire);
-      progress.resolve();
-    };
-    for await (const chunk of Deno.stdin.readable) {
-      lines.push(chunk, onLine);
-      await flush();
-    }
-    const rest = lines.takeRest();
-    if (rest.length) onLine(rest, rest);
-    await flush();
-  })().finally(() => {
-    writerDone = true;
-    progress.resolve();
-  });
-  const reader = (async () => {
-    for (;;) {
-      if (conn.receivedBytes >= conn.sentBytes && conn.buffered === 0) {
-        if (writerDone) return;
-        await progress.promise;
-        progress = Promise.withResolvers<void>();
-        continue;
-      }
-      const reply = await nextReply(conn);
-      writeStdoutSync(new TextDecoder().decode(reply) + "\n");
-    }
-  })();
-  await Promise.all([writer, reader]);
-}
-
 async function main(args: string[]): Promise<number> {
   let dir = "/tmp";
   try {
@@ -145,20 +105,21 @@ async function main(args: string[]): Promise<number> {
     const interval = parseCount("--interval", values.interval, 0) ?? 1000;
     const maxMessage = parseCount("--max-message", values["max-message"], 1) ?? 1 << 20;
     const exitWord = parseExitWord(values["exit-word"]) ?? "exit";
+    const timeout = parseCount("--timeout", values.timeout, 1);
     await using conn = await connect({
       dir,
       name: parseName(values.name),
       framing: parseFraming(values.framing),
       maxMessage,
-      timeout: parseCount("--timeout", values.timeout, 1),
+      timeout,
       mode: values.shared ? "shared" : "auto",
     });
     if (values.send !== undefined) {
       await conn.send(values.send);
-      const reply = await nextReply(conn);
-      writeStdoutSync(new TextDecoder().decode(reply) + "\n");
+      // The reply's bytes as they came: never decoded and encoded again.
+      writeStdoutSync(concatBytes([await nextReply(conn), Uint8Array.of(0x0a)]));
     } else if (values.stdin) {
-      await runStdin(conn, maxMessage);
+      await filter(conn, { timeout });
     } else {
       await runDefault(conn, count, interval, values["no-exit"] ? undefined : exitWord);
     }

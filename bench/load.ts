@@ -5,7 +5,8 @@
  *     load.ts pingpong  IN OUT COUNT SIZE
  *     load.ts pipelined IN OUT COUNT SIZE
  *     load.ts bulk      IN OUT TOTAL CHUNK raw|length
- *     load.ts conn      IN OUT COUNT SIZE      ping-pong through the async FifoConn API
+ *     load.ts conn      IN OUT COUNT SIZE      ping-pong through FifoConn on the plain pair
+ *     load.ts session   IN OUT COUNT SIZE      ping-pong through FifoConn in a session
  *
  * The writer of `pipelined` and `bulk` runs on a worker (`load_writer.ts`) so reading and
  * writing overlap, as they must once both 64 KiB pipe buffers fill; `pipelined` batches
@@ -63,10 +64,10 @@ function pingpong(inPath: string, outPath: string, count: number, size: number) 
   return { ops: count, bytes: count * size, ms };
 }
 
-async function viaConn(inPath: string, count: number, size: number) {
+async function viaConn(inPath: string, count: number, size: number, mode: "shared" | "session") {
   // The server's name is the input FIFO's, less ".in": DIR/NAME.in.
   const name = basename(inPath).replace(/\.in$/, "");
-  await using conn = await connect({ dir: dirname(inPath), name, mode: "shared" });
+  await using conn = await connect({ dir: dirname(inPath), name, mode });
   const payload = message(size).subarray(0, size - 1);
   const start = performance.now();
   for (let i = 0; i < count; i++) {
@@ -132,15 +133,15 @@ async function main(args: string[]) {
   const count = Number(a);
   const size = Number(b);
   if (!inPath || !outPath || !(count > 0) || !(size > 0)) {
-    fail("usage: load.ts pingpong|pipelined|bulk|conn IN OUT COUNT SIZE [raw|length]");
+    fail("usage: load.ts pingpong|pipelined|bulk|conn|session IN OUT COUNT SIZE [raw|length]");
   }
   let result: { ops: number; bytes: number; ms: number };
   if (mode === "pingpong") {
     // A writer opening first is the client's half of the seed order; the server holds the
     // input FIFO's reader, so this never waits long.
     result = pingpong(inPath, outPath, count, size);
-  } else if (mode === "conn") {
-    result = await viaConn(inPath, count, size);
+  } else if (mode === "conn" || mode === "session") {
+    result = await viaConn(inPath, count, size, mode === "conn" ? "shared" : "session");
   } else if (mode === "pipelined" || mode === "bulk") {
     result = await streamed(mode, inPath, outPath, count, size, framing ?? "raw");
   } else {

@@ -82,7 +82,7 @@ export interface ReceiveOptions {
 }
 
 /** How a connection reaches the server (internal). */
-interface Transport {
+export interface Transport {
   /** Unanswered bytes allowed in flight. */
   window: number;
   /** Replies come as reply records; `ack`: credit comes in ACK records, not as replies. */
@@ -102,6 +102,9 @@ let createConn: (
   transport: Transport,
   options: { maxMessage: number; timeout: number; early?: Uint8Array },
 ) => FifoConn;
+
+// Set by FifoConn's static block: how wireOf() reaches its private transport.
+let wireAccess: (conn: FifoConn) => Transport;
 
 /**
  * A client's connection to an echo server: send messages, receive the replies.
@@ -159,6 +162,13 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   static {
     createConn = (mode, framing, transport, options) =>
       new FifoConn(token, mode, framing, transport, options);
+    wireAccess = (conn) => {
+      if (conn.#closed) throw new Deno.errors.BadResource("Cannot use a closed connection");
+      if (conn.#pending || conn.#queue.length || conn.sentBytes !== conn.receivedBytes) {
+        throw new TypeError("Cannot take over the wire of a connection already in use");
+      }
+      return conn.#transport;
+    };
   }
 
   private constructor(
@@ -258,13 +268,33 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   async receive(options: ReceiveOptions = {}): Promise<Uint8Array | null> {
     const timeout = options.timeout ?? this.#timeout;
     while (!this.#queue.length && !this.#ended) {
-      const signals = [options.signal];
-      if (timeout !== Infinity) signals.push(AbortSignal.timeout(timeout));
-      const signal = AbortSignal.any(signals.filter((s) => s !== undefined));
-      const what = `waiting for a reply on "${this.#transport.reader.path}"`;
-      await abortable(this.#pump(), signal).catch((error) => {
-        throw explainTimeout(error, timeout, what);
+      const what = () => `waiting for a reply on "${this.#transport.reader.path}"`;
+      if (options.signal) {
+        const signals = [options.signal];
+        if (timeout !== Infinity) signals.push(AbortSignal.timeout(timeout));
+        await abortable(this.#pump(), AbortSignal.any(signals)).catch((error) => {
+          throw explainTimeout(error, timeout, what());
+        });
+        continue;
+      }
+      if (timeout === Infinity) {
+        await this.#pump();
+        continue;
+      }
+      // One plain timer per wait: AbortSignal.timeout and AbortSignal.any cost more than a
+      // ping-pong round trip's whole budget.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Deno.errors.TimedOut(`Timed out after ${timeout} ms ${what()}`)),
+          timeout,
+        );
       });
+      try {
+        await Promise.race([this.#pump(), expired]);
+      } finally {
+        clearTimeout(timer);
+      }
     }
     const message = this.#queue.shift();
     if (message) return message;
@@ -343,6 +373,18 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The raw wire of a fresh connection (internal, for `filter.ts`): framed bytes go out and
+ * the echo comes back unframed, with no window and no decoding. The caller keeps
+ * `sentBytes`/`receivedBytes` up to date and never has more than `window` bytes unanswered.
+ *
+ * @param conn A connection nothing was sent on yet.
+ * @returns Its transport.
+ */
+export function wireOf(conn: FifoConn): Transport {
+  return wireAccess(conn);
 }
 
 function combinedSignal(options: ConnectOptions, timeout: number): AbortSignal {

@@ -4,7 +4,8 @@
  * - {@linkcode serveEcho} runs the echo server: a plain `NAME.in`/`NAME.out` pair for
  *   shells and the seed's programs, plus private sessions for many concurrent clients.
  * - {@linkcode connect} and {@linkcode listen} are the client and server ends of sessions,
- *   shaped like `Deno.connect` and `Deno.listen`.
+ *   shaped like `Deno.connect` and `Deno.listen`; {@linkcode filter} streams bytes through
+ *   a connection and back, as `client.ts --stdin` does.
  * - {@linkcode FifoFile}, {@linkcode makeFifo} and {@linkcode FrameDecoder} are the
  *   building blocks: verified FIFOs, their creation, and message framing.
  *
@@ -33,6 +34,13 @@
 export { connect, type ConnectOptions, FifoConn, type ReceiveOptions } from "./connect.ts";
 export { Echoer, type EchoerOptions } from "./echoer.ts";
 export { type FifoAccess, FifoFile, type OpenFifoOptions, PIPE_BUF } from "./fifo_file.ts";
+export {
+  filter,
+  type FilterOptions,
+  type FilterSink,
+  type FilterSource,
+  type FilterStats,
+} from "./filter.ts";
 export {
   DEFAULT_MAX_MESSAGE,
   encodeFrame,

@@ -10,9 +10,9 @@ const encoder = new TextEncoder();
  * writeStdoutSync("received msg: hi\n");
  * ```
  *
- * @param text The text to print.
+ * @param text The text to print, or bytes to write as they are.
  */
-export function writeStdoutSync(text: string): void {
-  const bytes = encoder.encode(text);
+export function writeStdoutSync(text: string | Uint8Array): void {
+  const bytes = typeof text === "string" ? encoder.encode(text) : text;
   for (let done = 0; done < bytes.length;) done += Deno.stdout.writeSync(bytes.subarray(done));
 }

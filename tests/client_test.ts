@@ -9,8 +9,10 @@ import { isServed } from "../lib/fifo_file.ts";
 import {
   entries,
   type Proc,
+  projectPath,
   requires,
   runCli,
+  spawn,
   startServer,
   tempDir,
   waitUntil,
@@ -278,8 +280,9 @@ test("client --stdin: a last line without \\n, empty lines, and no input at all"
   using tmp = tempDir();
   const dir = tmp.path;
   await using server = await startServer(dir);
+  // A filter: the last line comes back as it went, without a "\n" added.
   const result = await client(dir, ["--stdin"], "a\n\nb\nlast");
-  assert.equal(result.stdout, "a\n\nb\nlast\n");
+  assert.equal(result.stdout, "a\n\nb\nlast");
   assert.equal(result.code, 0);
   const empty = await client(dir, ["--stdin"], "");
   assert.equal(empty.stdout, "");
@@ -288,6 +291,56 @@ test("client --stdin: a last line without \\n, empty lines, and no input at all"
   server.child.kill("SIGTERM");
   assert.equal((await server.done).code, 0);
 });
+
+for (const mode of ["session", "shared"] as const) {
+  test(`client --stdin (${mode}): a filter, byte-exact for any bytes, in every framing`, async () => {
+    using tmp = tempDir();
+    const dir = tmp.path;
+    // Every byte value but "\n" (invalid UTF-8, NUL, "\r"), lines of every length up to
+    // 70 KiB (more than a pipe holds), empty lines, and a last line without "\n".
+    const parts: number[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const length = i === 1500 ? 70_000 : (i * 37) % 300;
+      for (let j = 0; j < length; j++) {
+        parts.push((i + j * 7) % 256 === 10 ? 0xff : (i + j * 7) % 256);
+      }
+      parts.push(10);
+    }
+    parts.push(0xff, 0xfe, 0x00, 0x0d);
+    const input = new Uint8Array(parts);
+    Deno.writeFileSync(`${dir}/input`, input);
+    for (const framing of ["lines", "length", "raw"]) {
+      await using server = await startServer(dir, ["--framing", framing]);
+      const extra = mode === "shared" ? ["--shared"] : [];
+      // A shell redirects both ends: the client's stdin and stdout are files, not our pipes.
+      await using proc = spawn("sh", [
+        "-c",
+        `exec "$@" <"${dir}/input" >"${dir}/output"`,
+        "sh",
+        Deno.execPath(),
+        "run",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+        "--allow-run=mkfifo",
+        projectPath("client.ts"),
+        "--dir",
+        dir,
+        "--framing",
+        framing,
+        "--stdin",
+        ...extra,
+      ], { deadline: 15_000 });
+      const result = await proc.done;
+      assert.equal(result.stderr, "", framing);
+      assert.equal(result.code, 0, framing);
+      const output = Deno.readFileSync(`${dir}/output`);
+      assert.equal(output.length, input.length, framing);
+      assert.ok(output.every((byte, i) => byte === input[i]), `${framing}: the echo differs`);
+      server.child.kill("SIGTERM");
+      assert.equal((await server.done).code, 0);
+    }
+  });
+}
 
 test("client --shared against a --no-sessions server; auto falls back to the pair", async () => {
   using tmp = tempDir();

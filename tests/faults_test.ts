@@ -387,7 +387,7 @@ for (const how of ["dropped, then killed", "killed with echo in flight"] as cons
       );
       // Dropped: 2 MiB unread passes the bound of a 64 KiB server. In flight: 1 MiB stays
       // under the bound of a 1 MiB server, queued; the kill makes the next flush hit EPIPE
-      // well before the 250 ms liveness poll.
+      // well before the first liveness sweep.
       await using flood = flooder(dir.path, how === "dropped, then killed" ? 2 << 20 : 1 << 20);
       await waitUntil(() => flood.stdout().includes('"sent"'), 15_000, "the flood");
       if (how === "dropped, then killed") {
@@ -396,7 +396,13 @@ for (const how of ["dropped, then killed", "killed with echo in flight"] as cons
       flood.child.kill("SIGKILL");
       await flood.done.catch(() => {});
       await waitUntil(() => server.stderr() !== "", 5000, "a log line");
-      await new Promise((r) => setTimeout(r, 1000)); // four liveness polls
+      // Liveness sweeps back off (up to 8 s apart) while nothing changes.
+      const serverOnly = JSON.stringify([".pipe.keep-*", "pipe.ctl", "pipe.in", "pipe.out"]);
+      await waitUntil(
+        () => JSON.stringify(entries(dir.path)) === serverOnly,
+        15_000,
+        `the session directory to be removed (${entries(dir.path).join(" ")})`,
+      ).catch(() => {});
       assertEquals(
         entries(dir.path),
         [".pipe.keep-*", "pipe.ctl", "pipe.in", "pipe.out"],

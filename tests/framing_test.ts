@@ -290,6 +290,46 @@ Deno.test("Echoer: every split point echoes the whole stream byte-exact", () => 
   }
 });
 
+Deno.test("Echoer: lines without a log (scanned in place) match the decoder's path exactly", () => {
+  // The logging Echoer goes through FrameDecoder message by message; the quiet one scans
+  // lines itself. Random streams cut at random points must give the same echo, counts,
+  // exit and failure, whatever the chunking.
+  let seed = 42;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  for (let round = 0; round < 300; round++) {
+    const parts: number[] = [];
+    const lines = random(40);
+    for (let i = 0; i < lines; i++) {
+      const kind = random(40);
+      const line = kind === 0 ? [...enc("exit")] : kind === 1 ? new Array(30).fill(0x78) : [];
+      for (let j = random(kind === 2 ? 3 : 12); j > 0; j--) line.push(0x61 + random(3));
+      parts.push(...line, 0x0a);
+    }
+    for (let j = random(6); j > 0; j--) parts.push(0x62);
+    const stream = new Uint8Array(parts);
+    const cuts = [0, ...Array.from({ length: random(6) }, () => random(stream.length + 1))]
+      .sort((a, b) => a - b);
+    cuts.push(stream.length);
+    const run = (echoer: Echoer) => {
+      const out = cuts.slice(1).map((end, i) => echoer.feed(stream.subarray(cuts[i], end)).slice());
+      return {
+        echo: [...concatBytes(out)],
+        messages: echoer.messages,
+        bytes: echoer.bytes,
+        exit: echoer.exitRequested,
+        failure: echoer.failure?.message,
+      };
+    };
+    const options = { maxMessage: 25 };
+    const quiet = run(new Echoer("lines", options));
+    assert.deepEqual(
+      quiet,
+      run(new Echoer("lines", { ...options, logMessages: true })),
+      `${round}`,
+    );
+  }
+});
+
 Deno.test("Echoer: a carried message followed by complete ones is copied in order", () => {
   const echoer = new Echoer("lines");
   assert.deepEqual(echoer.feed(enc("ab")), new Uint8Array(0));
