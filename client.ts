@@ -43,6 +43,8 @@ Options:
   --max-message BYTES    largest reply accepted (default 1048576)
   --timeout MS           give up on a server that does not answer (default 5000)
   --shared               use the plain pair even where sessions are offered
+  --strict               refuse plain-pair FIFOs that other users can read (a warning
+                         otherwise, e.g. for the seed's server under umask 022)
   --verbose              print the stack trace of an error
   -h, --help             show this help
 
@@ -90,6 +92,7 @@ async function main(args: string[]): Promise<number> {
       "max-message": { type: "string" },
       timeout: { type: "string" },
       shared: { type: "boolean" },
+      strict: { type: "boolean" },
       verbose: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     });
@@ -113,6 +116,8 @@ async function main(args: string[]): Promise<number> {
       maxMessage,
       timeout,
       mode: values.shared ? "shared" : "auto",
+      strict: values.strict,
+      onWarning: (message) => console.error(`warning: ${message}`),
     });
     if (values.send !== undefined) {
       await conn.send(values.send);

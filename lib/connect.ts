@@ -50,6 +50,21 @@ export interface ConnectOptions {
    */
   mode?: "auto" | "session" | "shared";
   /**
+   * Refuse a plain pair whose FIFOs other users may read. Without it such FIFOs (the
+   * seed's server makes them 0644 under umask 022) are used and `onWarning` is told who
+   * can read them. FIFOs that others may write, that are not ours, or that are not FIFOs
+   * are refused either way.
+   *
+   * @default {false}
+   */
+  strict?: boolean;
+  /**
+   * Receives one line about what is allowed but unsafe (see `strict`).
+   *
+   * @default {console.warn}
+   */
+  onWarning?: (message: string) => void;
+  /**
    * Milliseconds to wait for the server: per open, and per {@linkcode FifoConn.receive}
    * unless that call says otherwise.
    *
@@ -394,21 +409,58 @@ function combinedSignal(options: ConnectOptions, timeout: number): AbortSignal {
   );
 }
 
+/** Names who besides the owner may read FIFOs of these modes, or `""` when nobody. */
+function otherReaders(modes: number[]): string {
+  const group = modes.some((mode) => mode & 0o040);
+  const others = modes.some((mode) => mode & 0o004);
+  return group && others
+    ? "its group and all other users"
+    : group
+    ? "its group"
+    : others
+    ? "all other users"
+    : "";
+}
+
 /** Opens the plain pair in the seed's order: the server's input, then its output. */
 async function connectShared(
   dir: string,
   name: string,
   uid: number,
   timeout: number,
-  signal?: AbortSignal,
+  options: ConnectOptions,
 ) {
-  const input = await FifoFile.open(`${dir}/${name}.in`, { access: "write", timeout, signal, uid });
+  const { signal } = options;
+  const allowReadable = !options.strict;
+  const input = await FifoFile.open(`${dir}/${name}.in`, {
+    access: "write",
+    timeout,
+    signal,
+    uid,
+    allowReadable,
+  });
   let output: FifoFile;
   try {
-    output = await FifoFile.open(`${dir}/${name}.out`, { access: "read", timeout, signal, uid });
+    output = await FifoFile.open(`${dir}/${name}.out`, {
+      access: "read",
+      timeout,
+      signal,
+      uid,
+      allowReadable,
+    });
   } catch (error) {
     input.close();
     throw error;
+  }
+  const modes = [input.info.mode ?? 0, output.info.mode ?? 0].map((mode) => mode & 0o777);
+  const readers = otherReaders(modes);
+  if (readers) {
+    const warn = options.onWarning ?? ((message: string) => console.warn(message));
+    const octal = (mode: number) => mode.toString(8).padStart(4, "0");
+    warn(
+      `FIFOs "${input.path}" (${octal(modes[0])}) and "${output.path}" (${octal(modes[1])}) ` +
+        `can be read by ${readers}`,
+    );
   }
   const transport: Transport = {
     window: Infinity,
@@ -648,6 +700,6 @@ export async function connect(options: ConnectOptions = {}): Promise<FifoConn> {
     const { transport, early } = await connectSession(dir, name, framing, uid, timeout, options);
     return createConn("session", framing, transport, { maxMessage, timeout, early });
   }
-  const transport = await connectShared(dir, name, uid, timeout, options.signal);
+  const transport = await connectShared(dir, name, uid, timeout, options);
   return createConn("shared", framing, transport, { maxMessage, timeout });
 }

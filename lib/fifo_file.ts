@@ -57,6 +57,14 @@ export interface OpenFifoOptions {
    * @default {the current user}
    */
   uid?: number;
+  /**
+   * Accept a FIFO that its group or other users may read but not write, such as the ones
+   * the seed's server makes under umask 022 (mode 0644). Anything they may write is still
+   * refused: they could inject messages.
+   *
+   * @default {false}
+   */
+  allowReadable?: boolean;
 }
 
 /** Bytes a pipe write is guaranteed atomic up to (Linux `PIPE_BUF`). */
@@ -76,18 +84,25 @@ function describeKind(info: Deno.FileInfo): string {
 
 /**
  * Explains why `info` is not a FIFO we may trust: it must be a FIFO, owned by `uid`, that
- * only its owner may open.
+ * only its owner may open (or, with `allowReadable`, that only its owner may write).
  *
  * @param info What `lstat` or `fstat` returned.
  * @param uid The required owner.
+ * @param allowReadable Accept a FIFO its group or other users may read but not write.
  * @returns The reason, or `undefined` when it is trustworthy.
  */
-export function untrustedReason(info: Deno.FileInfo, uid: number): string | undefined {
+export function untrustedReason(
+  info: Deno.FileInfo,
+  uid: number,
+  allowReadable = false,
+): string | undefined {
   if (!info.isFifo) return describeKind(info);
   if (info.uid !== uid) return `it is owned by uid ${info.uid}, not ${uid}`;
   const mode = (info.mode ?? 0) & 0o777;
-  if (mode & 0o077) {
-    return `its mode ${mode.toString(8).padStart(4, "0")} lets other users in (expected 0600)`;
+  const octal = mode.toString(8).padStart(4, "0");
+  if (allowReadable && mode & 0o022) return `its mode ${octal} lets other users write to it`;
+  if (!allowReadable && mode & 0o077) {
+    return `its mode ${octal} lets other users in (expected 0600)`;
   }
 }
 
@@ -98,8 +113,13 @@ export function untrustedReason(info: Deno.FileInfo, uid: number): string | unde
  * @param info What `lstat` or `fstat` returned.
  * @param uid The required owner.
  */
-export function assertTrustedFifo(path: string, info: Deno.FileInfo, uid: number): void {
-  const reason = untrustedReason(info, uid);
+export function assertTrustedFifo(
+  path: string,
+  info: Deno.FileInfo,
+  uid: number,
+  allowReadable = false,
+): void {
+  const reason = untrustedReason(info, uid, allowReadable);
   if (reason) throw new Error(`Cannot use FIFO "${path}": ${reason}`);
 }
 
@@ -122,8 +142,14 @@ function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
  * Checks the handle itself, then that the path still names it: whatever was swapped in
  * between our `lstat` and `open` is caught here, and never read or written.
  */
-function verifyOpened(path: string, before: Deno.FileInfo, opened: Deno.FileInfo, uid: number) {
-  assertTrustedFifo(path, opened, uid);
+function verifyOpened(
+  path: string,
+  before: Deno.FileInfo,
+  opened: Deno.FileInfo,
+  uid: number,
+  allowReadable = false,
+) {
+  assertTrustedFifo(path, opened, uid, allowReadable);
   const now = Deno.lstatSync(path);
   if (!sameFile(before, opened) || !sameFile(now, opened)) {
     throw new Error(`Cannot use FIFO "${path}": it was replaced while being opened`);
@@ -354,14 +380,17 @@ export class FifoFile implements Disposable {
     const access = options.access ?? "read";
     const uid = options.uid ?? currentUid(dirname(path));
     const before = lstatOrExplain(path, "open");
-    assertTrustedFifo(path, before, uid);
-    if (options.nonblocking) return FifoFile.#openNonblocking(path, access, before, uid);
+    const readable = options.allowReadable ?? false;
+    assertTrustedFifo(path, before, uid, readable);
+    if (options.nonblocking) {
+      return FifoFile.#openNonblocking(path, access, before, uid, readable);
+    }
 
     const signals = [options.signal, timeoutSignal(options.timeout)].filter((s) => s !== undefined);
     const signal = signals.length ? AbortSignal.any(signals) : undefined;
     signal?.throwIfAborted();
     const pending = Deno.open(path, { read: access !== "write", write: access !== "read" });
-    if (!signal) return FifoFile.#adopt(path, await pending, before, uid);
+    if (!signal) return FifoFile.#adopt(path, await pending, before, uid, readable);
     const release = () => releasePendingOpen(path, access, { uid, identity: before });
     signal.addEventListener("abort", release, { once: true });
     let file: Deno.FsFile;
@@ -375,7 +404,7 @@ export class FifoFile implements Disposable {
     } finally {
       signal.removeEventListener("abort", release);
     }
-    return FifoFile.#adopt(path, file, before, uid);
+    return FifoFile.#adopt(path, file, before, uid, readable);
   }
 
   /**
@@ -390,16 +419,25 @@ export class FifoFile implements Disposable {
     const access = options.access ?? "read";
     const uid = options.uid ?? currentUid(dirname(path));
     const before = lstatOrExplain(path, "open");
-    assertTrustedFifo(path, before, uid);
-    if (options.nonblocking) return FifoFile.#openNonblocking(path, access, before, uid);
+    const readable = options.allowReadable ?? false;
+    assertTrustedFifo(path, before, uid, readable);
+    if (options.nonblocking) {
+      return FifoFile.#openNonblocking(path, access, before, uid, readable);
+    }
     const file = Deno.openSync(path, { read: access !== "write", write: access !== "read" });
-    return FifoFile.#adopt(path, file, before, uid);
+    return FifoFile.#adopt(path, file, before, uid, readable);
   }
 
-  static #adopt(path: string, file: Deno.FsFile, before: Deno.FileInfo, uid: number): FifoFile {
+  static #adopt(
+    path: string,
+    file: Deno.FsFile,
+    before: Deno.FileInfo,
+    uid: number,
+    readable: boolean,
+  ): FifoFile {
     try {
       const info = file.statSync();
-      verifyOpened(path, before, info, uid);
+      verifyOpened(path, before, info, uid, readable);
       return new FifoFile(path, info, file, -1);
     } catch (error) {
       file.close();
@@ -412,6 +450,7 @@ export class FifoFile implements Disposable {
     access: FifoAccess,
     before: Deno.FileInfo,
     uid: number,
+    readable: boolean,
   ): FifoFile {
     const fd = openNonblockingFd(path, access);
     if (fd === null) {
@@ -419,7 +458,7 @@ export class FifoFile implements Disposable {
     }
     try {
       const info = nodeStat(fd);
-      verifyOpened(path, before, info, uid);
+      verifyOpened(path, before, info, uid, readable);
       return new FifoFile(path, info, undefined, fd);
     } catch (error) {
       closeSync(fd);

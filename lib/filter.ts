@@ -4,6 +4,7 @@
  * @module
  */
 import { type FifoConn, wireOf } from "./connect.ts";
+import { ReplyDecoder, type ReplyHandler } from "./session_protocol.ts";
 import { abortable, explainTimeout } from "./abortable.ts";
 import { concatBytes } from "./concat_bytes.ts";
 import { FrameDecoder } from "./framing.ts";
@@ -140,6 +141,13 @@ export async function filter(conn: FifoConn, options: FilterOptions = {}): Promi
     }
   };
 
+  const records = wire.records ? new ReplyDecoder() : undefined;
+  let reason: string | undefined;
+  const handler = (pieces: Uint8Array[]): ReplyHandler => ({
+    data: (bytes) => pieces.push(bytes),
+    ack: () => {},
+    reason: (text) => reason = text,
+  });
   const reader = async () => {
     const buffer = new Uint8Array(CHUNK);
     const frames = length ? new LengthUnframer() : undefined;
@@ -160,15 +168,21 @@ export async function filter(conn: FifoConn, options: FilterOptions = {}): Promi
         throw new Error(
           `The server closed the connection with ${
             conn.sentBytes - conn.receivedBytes
-          } bytes of echo still due`,
+          } bytes of echo still due${reason ? ` (${reason})` : ""}`,
         );
       }
-      conn.receivedBytes += n;
+      // A session's replies come in records: only DATA is echo.
+      const pieces: Uint8Array[] = [];
+      if (records) records.push(buffer.subarray(0, n), handler(pieces));
+      else pieces.push(buffer.subarray(0, n));
+      for (const piece of pieces) {
+        conn.receivedBytes += piece.length;
+        let out = piece;
+        if (frames) out = frames.push(out, conn.receivedBytes === strip);
+        else if (conn.receivedBytes === strip) out = out.subarray(0, out.length - 1);
+        await writeAll(output, out);
+      }
       nudge();
-      let out: Uint8Array = buffer.subarray(0, n);
-      if (frames) out = frames.push(out, conn.receivedBytes === strip);
-      else if (conn.receivedBytes === strip) out = out.subarray(0, n - 1);
-      await writeAll(output, out);
     }
   };
 

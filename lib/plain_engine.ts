@@ -121,7 +121,7 @@ export class PlainEngine {
   /** Releases the one blocking call the input loop is in. */
   #wake(blocked: number): void {
     const { input, uid } = this.#config;
-    if (blocked === Blocked.OPEN_INPUT) releasePendingOpen(input, "read");
+    if (blocked === Blocked.OPEN_INPUT) releasePendingOpen(input, "read", { uid });
     if (blocked === Blocked.NAP) Atomics.notify(this.#slots, Slot.STOP);
     if (blocked === Blocked.READ) {
       try {

@@ -93,6 +93,7 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
       blocked(Blocked.NONE);
     }
     client++;
+    Atomics.store(slots, Slot.CLIENT, client);
     io.post({ type: "begin", client });
     echoer.reset();
     let output = null as OutputEnd | null;
@@ -129,7 +130,9 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     /** Stops echoing this client; replies already made still go out unless `dropHeld`. */
     const refuse = (reason: string, dropHeld = false) => {
       refused = true;
-      if (dropHeld) io.post({ type: "drop", client });
+      output?.close(); // the output side decides when its reader sees end of file
+      output = null;
+      io.post({ type: "refused", client, dropHeld });
       io.post({ type: "client-error", message: `Dropped a client's stream: ${reason}` });
     };
     const echo = (reply: Uint8Array) => {

@@ -46,13 +46,18 @@ export class PlainOutput {
   /** The client {@linkcode PlainOutput.#file} serves. */
   #fileFor = 0;
   #parking: Promise<void> | null = null;
+  /** The parked open was withdrawn (see {@linkcode PlainOutput.#unpark}). */
+  #cancelled = false;
   #queue: { client: number; bytes: Uint8Array }[] = [];
   /** The latest client begun, and the latest ended. */
   #current = 0;
   #ended = 0;
   #readerLeft = new Set<number>();
+  /** Clients refused before their end: their reader gets end of file once echoes are out. */
+  #refused = new Set<number>();
   #dropped = new Map<number, number>();
   #pumping: Promise<void> | null = null;
+  #again = false;
   #writing = false;
   #stopping = false;
 
@@ -89,15 +94,20 @@ export class PlainOutput {
         }
         this.#queue.push({ client: event.client, bytes: event.bytes });
         break;
-      case "drop":
-        this.#discard(event.client, false);
+      case "refused":
+        this.#refused.add(event.client);
+        if (event.dropHeld) this.#discard(event.client, false);
         break;
       case "end":
         this.#ended = event.client;
+        this.#refused.delete(event.client);
         if (
           !this.#queue.some((e) => e.client === event.client) &&
           !(this.#file && this.#fileFor === event.client)
-        ) this.#report(event.client);
+        ) {
+          this.#report(event.client);
+          if (!this.#queue.length) this.#unpark();
+        }
         break;
       default:
         return;
@@ -120,7 +130,7 @@ export class PlainOutput {
     this.#stopping = true;
     const { output } = this.#config;
     while (this.#parking || this.#writing) {
-      if (this.#parking) releasePendingOpen(output, "write");
+      if (this.#parking) releasePendingOpen(output, "write", { uid: this.#config.uid });
       // A reader that stopped reading: its replies are lost anyway, the server is stopping.
       if (this.#writing) drain(output, this.#config.uid);
       await Promise.race([this.#parking ?? this.#pumping, sleep(20)]);
@@ -128,6 +138,11 @@ export class PlainOutput {
     for (const client of this.#dropped.keys()) this.#report(client);
     this.#file?.close();
     this.#file = null;
+  }
+
+  /** Whether no more replies can come for `client`. */
+  #over(client: number): boolean {
+    return client <= this.#ended || this.#refused.has(client);
   }
 
   #serve(client: number): void {
@@ -138,8 +153,8 @@ export class PlainOutput {
   }
 
   /** A new client begins with no reader for older replies: they are dropped. */
-  #dropOlderUnread(client: number): void {
-    if (this.#file) return; // a reader is there: they are on their way to it
+  #dropOlderUnread(client: number, readerJustCame = false): void {
+    if (this.#file && !readerJustCame) return; // a reader is there: they are on their way
     const older = new Set(this.#queue.map((e) => e.client).filter((c) => c < client));
     for (const gone of older) this.#discard(gone, true);
   }
@@ -171,17 +186,37 @@ export class PlainOutput {
     );
   }
 
+  /**
+   * Runs {@linkcode PlainOutput.#run} until nothing new came in while it ran. Deno may
+   * hand over a finished write and a worker's message in one turn, before the promise
+   * callbacks in between: a call that lands while a run is finishing is never lost.
+   */
   #pump(): void {
-    this.#pumping ??= this.#run().catch((error) => {
-      if (!this.#stopping) this.#handlers.onFatal(error);
-    }).finally(() => this.#pumping = null);
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = this.#runAgain();
+  }
+
+  async #runAgain(): Promise<void> {
+    try {
+      do {
+        this.#again = false;
+        await this.#run();
+      } while (this.#again && !this.#stopping);
+    } catch (error) {
+      if (!this.#stopping) this.#handlers.onFatal(error as Error);
+    } finally {
+      this.#pumping = null;
+    }
   }
 
   async #run(): Promise<void> {
     while (!this.#stopping) {
       const file = this.#file;
       const client = this.#fileFor;
-      if (file && client <= this.#ended && !this.#queue.some((e) => e.client === client)) {
+      if (file && this.#over(client) && !this.#queue.some((e) => e.client === client)) {
         // Its client has gone and has all its replies: the reader sees end of file.
         this.#close();
         this.#report(client);
@@ -244,23 +279,46 @@ export class PlainOutput {
   #park(): void {
     if (this.#parking || this.#file || this.#stopping) return;
     const { output, uid } = this.#config;
+    this.#cancelled = false;
     this.#parking = (async () => {
       const file = await FifoFile.open(output, { access: "write", uid });
-      if (this.#stopping) {
+      if (this.#stopping || this.#cancelled) {
         file.close();
         return;
       }
       this.#file = file;
-      const head = this.#queue[0];
-      this.#serve(
-        head ? head.client : this.#current > this.#ended ? this.#current : this.#current + 1,
-      );
+      // A reader that arrives once a newer writer has come is the newer client's: replies
+      // held for an older one that never had a reader must not greet it.
+      this.#dropOlderUnread(Atomics.load(this.#slots, Slot.CLIENT), true);
+      // Else it is the current client's reader; if that client has gone meanwhile, with
+      // nothing to say, it gets end of file at once.
+      this.#serve(this.#queue[0]?.client ?? this.#current);
     })().catch((error) => {
       if (!this.#stopping) this.#handlers.onFatal(error);
     }).finally(() => {
       this.#parking = null;
+      if (this.#cancelled && this.#current > this.#ended) this.#park();
       this.#pump();
     });
+  }
+
+  /**
+   * Withdraws the parked open of a client that ended with nothing to deliver: left
+   * parked, it would catch a reader that comes for the next client and hand it the end of
+   * file meant for this one. Released by a reader of our own that comes and goes, retried
+   * until the open has returned (it may not have reached the kernel yet).
+   */
+  #unpark(): void {
+    const parking = this.#parking;
+    if (!parking || this.#file || this.#cancelled) return;
+    this.#cancelled = true;
+    const { output, uid } = this.#config;
+    (async () => {
+      while (this.#parking === parking) {
+        releasePendingOpen(output, "write", { uid });
+        await Promise.race([parking, sleep(20)]);
+      }
+    })();
   }
 }
 

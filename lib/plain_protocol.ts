@@ -21,10 +21,15 @@ export const Slot = {
   HELD: 3,
   /** The last client number that had a reply reach its reader. */
   DELIVERED: 4,
+  /**
+   * The number of the client whose writer the input loop took last, stored the moment its
+   * `open()` returns: a reader that arrives after a new writer is that writer's.
+   */
+  CLIENT: 5,
 } as const;
 
 /** How many slots {@linkcode Slot} uses. */
-export const SLOTS = 5;
+export const SLOTS = 6;
 
 /** What the input loop is blocked in, so that a stop wakes just that call. */
 export const Blocked = { NONE: 0, OPEN_INPUT: 1, READ: 2, NAP: 3 } as const;
@@ -62,8 +67,11 @@ export type InputEvent =
   | { type: "begin"; client: number }
   /** Replies the loop could not write itself; `HELD` already counts them. */
   | { type: "replies"; client: number; bytes: Uint8Array }
-  /** Drop what is held for `client`: it was refused. */
-  | { type: "drop"; client: number }
+  /**
+   * `client` was refused: no more replies will come; its reader gets what was echoed
+   * (unless `dropHeld`) and then end of file, while its input is drained.
+   */
+  | { type: "refused"; client: number; dropHeld: boolean }
   /** The client's stream ended: close the output once its replies are out. */
   | { type: "end"; client: number; stats: PlainStats }
   /** One log line about a client. */

@@ -112,6 +112,7 @@ function validate(options: EchoServerOptions) {
   return { dir, name, framing, maxMessage, exitWord };
 }
 
+const token = Symbol("fifo internal");
 let createServer: (paths: EchoServerPaths, keeper: FifoKeeper) => EchoServer;
 let startServer: (server: EchoServer, engine: PlainEngine, hub?: SessionHub) => void;
 let watchNames: (server: EchoServer, onNote: (message: string) => void) => void;
@@ -157,7 +158,7 @@ export class EchoServer implements AsyncDisposable {
   #removeSync = (event: Event) => event.defaultPrevented || this.#keeper.remove();
 
   static {
-    createServer = (paths, keeper) => new EchoServer(paths, keeper);
+    createServer = (paths, keeper) => new EchoServer(token, paths, keeper);
     startServer = (server, engine, hub) => {
       server.#engine = engine;
       server.#hub = hub;
@@ -170,7 +171,8 @@ export class EchoServer implements AsyncDisposable {
     };
   }
 
-  private constructor(paths: EchoServerPaths, keeper: FifoKeeper) {
+  private constructor(key: typeof token, paths: EchoServerPaths, keeper: FifoKeeper) {
+    if (key !== token) throw new TypeError("Illegal constructor: use serveEcho()");
     this.paths = paths;
     this.#keeper = keeper;
     const { promise, resolve, reject } = Promise.withResolvers<EchoStats>();

@@ -401,20 +401,23 @@ test("client --timeout: stale FIFOs that nobody reads time out, untouched", asyn
   assert.deepEqual(stale.map((p) => Deno.lstatSync(p).ino), inodes);
 });
 
-test("client: refuses a FIFO that is not ours to trust (mode 0644, symlink)", async () => {
+test("client: refuses a FIFO others may write (0622), 0644 with --strict, a symlink", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
-  const made = await new Deno.Command("mkfifo", { args: ["-m", "644", `${dir}/pipe.in`] })
-    .output();
-  assert.equal(made.code, 0);
-  const result = await client(dir, ["--timeout", "300", "--send", "x"]);
-  assert.equal(
-    result.stderr,
-    `error: Cannot use FIFO "${dir}/pipe.in": its mode 0644 lets other users in ` +
-      "(expected 0600)\n",
-  );
-  assert.equal(result.code, 1);
-  Deno.removeSync(`${dir}/pipe.in`);
+  for (
+    const [mode, args, reason] of [
+      ["622", [], "its mode 0622 lets other users write to it"],
+      ["644", ["--strict"], "its mode 0644 lets other users in (expected 0600)"],
+    ] as const
+  ) {
+    const made = await new Deno.Command("mkfifo", { args: ["-m", mode, `${dir}/pipe.in`] })
+      .output();
+    assert.equal(made.code, 0);
+    const result = await client(dir, ["--timeout", "300", "--send", "x", ...args]);
+    assert.equal(result.stderr, `error: Cannot use FIFO "${dir}/pipe.in": ${reason}\n`);
+    assert.equal(result.code, 1);
+    Deno.removeSync(`${dir}/pipe.in`);
+  }
   const ln = await new Deno.Command("ln", { args: ["-s", "/dev/null", `${dir}/pipe.in`] }).output();
   assert.equal(ln.code, 0);
   const link = await client(dir, ["--timeout", "300", "--send", "x"]);
@@ -522,7 +525,7 @@ test("client (session): a frozen server is a timeout naming how long and which s
     assert.equal(result.stdout, "");
     assert.equal(result.code, 1);
     // The client removed its session directory; the frozen server's FIFOs are untouched.
-    assert.deepEqual(entries(dir), ["pipe.ctl", "pipe.in", "pipe.out"]);
+    assert.deepEqual(entries(dir), [".pipe.keep-*", "pipe.ctl", "pipe.in", "pipe.out"]);
   });
 });
 

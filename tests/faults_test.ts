@@ -160,7 +160,10 @@ test("faults: SIGKILL mid-transfer; clients fail fast; a new server recovers", a
         exits.map((e) => e.stderr.trim().split("\n")[0]).join(" | "),
     );
     const left = entries(dir.path);
+    // A SIGKILLed server cannot clean up: its FIFOs and private directory stay, for the
+    // next server to replace and sweep.
     assertEquals(left.filter((e) => !e.startsWith("pipe.session-")), [
+      ".pipe.keep-*",
       "pipe.ctl",
       "pipe.in",
       "pipe.out",
@@ -291,15 +294,23 @@ test("faults: a session client that stops reading is dropped; the others never n
 
 const encoder = new TextEncoder();
 
-/** Whether some process (the server, serving a client) holds the FIFO's write end. */
-function outputHasWriter(path: string): boolean {
-  using probe = FifoFile.openSync(path, { access: "read", nonblocking: true });
-  const sink = new Uint8Array(65536);
-  for (;;) {
-    const n = probe.readSync(sink);
-    if (n === null) return false; // end of file: no writer
-    if (n === 0) return true; // nothing to read, but a writer
-  }
+/**
+ * Whether the server's plain-pair thread (its worker, `worker-N`) waits in `open(NAME.in)`
+ * for the next writer: it has let go of the last client. Read through `sh`, since Deno
+ * grants `/proc/PID/*` only to `--allow-all`.
+ */
+async function plainPairIdle(pid: number): Promise<boolean> {
+  const { stdout } = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      'for t in /proc/$1/task/*; do echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null)"; done',
+      "sh",
+      String(pid),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return /^worker-\d+ wait_for_partner$/m.test(new TextDecoder().decode(stdout));
 }
 
 /** `count` lines of 100 bytes. */
@@ -326,11 +337,10 @@ test("faults: a plain client that closes its read end and leaves does not distur
       // was still being served would share its stream (sessions are for that). So wait
       // until the server has let go of this one (no writer left on its output), then
       // check that the next client gets only its own reply.
-      await waitUntil(
-        () => !outputHasWriter(`${dir.path}/pipe.out`),
-        10_000,
-        "the walk-away's end",
-      );
+      for (const deadline = Date.now() + 10_000; !(await plainPairIdle(server.child.pid));) {
+        if (Date.now() > deadline) throw new Error("Timed out waiting for the walk-away's end");
+        await new Promise((r) => setTimeout(r, 10));
+      }
       await roundTrip(dir.path, `after walk-away ${round}`);
     }
     assert(await isRunning(server));

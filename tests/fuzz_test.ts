@@ -163,7 +163,8 @@ async function badConnectClients(dir: string, framing: Framing, rng: Rng) {
   return { cases, rejected };
 }
 
-const PLAIN_LOG = /^Dropped a client's stream: (Message of \d+ bytes or more exceeds|Malformed)/;
+const PLAIN_LOG =
+  /^Dropped a client's stream: (Message of \d+ bytes or more exceeds|Malformed|The stream ended inside a message)/;
 const SESSION_LOG = /^Dropped session \d+: (Message of \d+ bytes or more exceeds|Malformed)/;
 const CTL_LOG = /^(Dropped \d+ bytes on the request FIFO that are not records|Refused a session)/;
 

@@ -172,14 +172,19 @@ for (const [framing, mode] of [["raw", "auto"], ["lines", "shared"], ["lines", "
   });
 }
 
-test("interop: our client refuses the seed's FIFOs made under umask 022 (mode 0644)", async () => {
+test("interop: client --strict refuses the seed's FIFOs made under umask 022 (mode 0644)", async () => {
   using tmp = tempDir();
   const dir = tmp.path;
   await using seed = await seedServer(dir, "022");
   try {
-    await using client = runCli("client.ts", dir, ["--send", "hi", "--timeout", "500"], {
-      deadline: 15_000,
-    });
+    await using client = runCli(
+      "client.ts",
+      dir,
+      ["--strict", "--send", "hi", "--timeout", "500"],
+      {
+        deadline: 15_000,
+      },
+    );
     const result = await client.done;
     assert.equal(
       result.stderr,

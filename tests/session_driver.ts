@@ -412,9 +412,9 @@ export function summaryOf(stdout: string): Record<string, unknown> {
   return JSON.parse(lines.at(-1) ?? "null");
 }
 
-/** The server's own FIFOs, as {@linkcode entries} lists them. */
+/** The server's own FIFOs and private directory, as {@linkcode entries} lists them. */
 export function serverFiles(name = "pipe"): string[] {
-  return [`${name}.ctl`, `${name}.in`, `${name}.out`];
+  return [`.${name}.keep-*`, `${name}.ctl`, `${name}.in`, `${name}.out`];
 }
 
 /** Stops a server with SIGTERM and returns its final `server stopped: …` line. */

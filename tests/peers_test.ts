@@ -1,0 +1,288 @@
+/**
+ * The plain pair against peers this project did not write, in every order they act:
+ * `sh` with `cat`, `head`, `echo` and `printf`; Python's `os` and
+ * `multiprocessing.connection`; the seed's two programs under umask 022; a C client.
+ *
+ * The server runs exactly as the README says: `--allow-read=/tmp --allow-write=/tmp
+ * --allow-run=mkfifo`, from a directory that is not the project's.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  entries,
+  isFifo,
+  projectPath,
+  requires,
+  runCli,
+  serve,
+  spawn,
+  tempDir,
+  waitUntil,
+} from "./helpers.ts";
+
+/** The card's permissions, as the README gives them. */
+const CARD = ["--allow-read=/tmp", "--allow-write=/tmp", "--allow-run=mkfifo"];
+const MAX = 1 << 20;
+
+/** Starts server.ts with the card's permissions from `cwd`, serving in `dir`. */
+function cardServer(dir: string, cwd: string, args: string[] = []) {
+  return serve(dir, ["--quiet", ...args], { flags: CARD, cwd });
+}
+
+/** Stops a server with SIGTERM and checks it left nothing behind. */
+async function stop(server: Awaited<ReturnType<typeof cardServer>>, dir: string) {
+  server.child.kill("SIGTERM");
+  const result = await server.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(entries(dir), []);
+  return result;
+}
+
+/**
+ * Shell helpers: `parked PID` waits until PID's open() waits for its peer (an observable
+ * state, `/proc/PID/wchan`), never for a fixed time.
+ */
+const SH_PRELUDE = `
+set -e
+D="$1"
+parked() { while [ "$(cat /proc/$1/wchan 2>/dev/null)" != wait_for_partner ]; do sleep 0.01; done; }
+`;
+
+interface ShellCase {
+  name: string;
+  script: string;
+  expected: string;
+}
+
+const SHELL_CASES: ShellCase[] = [
+  {
+    name: "reader first: cat waits on pipe.out, then echo writes",
+    script: `cat "$D/pipe.out" > "$D/got" & r=$!; parked $r; echo hi > "$D/pipe.in"; wait $r`,
+    expected: "hi\n",
+  },
+  {
+    name: "the README's recipe: cat waits 1.5 s before echo writes",
+    script:
+      `cat "$D/pipe.out" > "$D/got" & r=$!; sleep 1.5; echo 'hello from the shell' > "$D/pipe.in"; wait $r`,
+    expected: "hello from the shell\n",
+  },
+  {
+    name: "a reader that waits 3 s before the first write",
+    script:
+      `cat "$D/pipe.out" > "$D/got" & r=$!; parked $r; sleep 3; printf 'a\\nb\\n' > "$D/pipe.in"; wait $r`,
+    expected: "a\nb\n",
+  },
+  {
+    name: "writer first: echo has written and gone before cat opens",
+    script: `echo hi > "$D/pipe.in"; cat "$D/pipe.out" > "$D/got"`,
+    expected: "hi\n",
+  },
+  {
+    name: "head takes two lines of three and leaves",
+    script:
+      `head -n 2 "$D/pipe.out" > "$D/got" & r=$!; parked $r; printf 'a\\nb\\nc\\n' > "$D/pipe.in"; wait $r`,
+    expected: "a\nb\n",
+  },
+  {
+    name: "printf: a last line without a newline comes back as sent",
+    script:
+      `cat "$D/pipe.out" > "$D/got" & r=$!; parked $r; printf 'first\\nlast' > "$D/pipe.in"; wait $r`,
+    expected: "first\nlast",
+  },
+  {
+    name: "a reader that arrives after the first message, from another process",
+    script: `{ echo one; read -r go < "$D/go"; echo two; } > "$D/pipe.in" & w=$!
+      cat "$D/pipe.out" > "$D/got" & r=$!; parked $r; echo > "$D/go"; wait $w; wait $r`,
+    expected: "one\ntwo\n",
+  },
+];
+
+const withShell = requires("--allow-run");
+for (const { name, script, expected } of SHELL_CASES) {
+  withShell(`peers (sh): ${name}`, async () => {
+    using tmp = tempDir();
+    using cwd = tempDir("fifo-cwd-");
+    const dir = tmp.path;
+    if (name.includes("after the first message")) {
+      // `go` holds the writer back until the test lets it on: a regular file would not.
+      assert.equal((await new Deno.Command("mkfifo", { args: [`${dir}/go`] }).output()).code, 0);
+    }
+    await using server = await cardServer(dir, cwd.path);
+    await using shell = spawn("sh", ["-c", SH_PRELUDE + script, "sh", dir], { deadline: 15_000 });
+    const result = await shell.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(Deno.readTextFileSync(`${dir}/got`), expected);
+    // The server is still well and serves the next client on a clean stream.
+    const next = await (spawn("sh", [
+      "-c",
+      SH_PRELUDE + `cat "$D/pipe.out" & r=$!; parked $r; echo next > "$D/pipe.in"; wait $r`,
+      "sh",
+      dir,
+    ], { deadline: 10_000 })).done;
+    assert.equal(next.stdout, "next\n");
+    Deno.removeSync(`${dir}/got`);
+    if (name.includes("after the first message")) Deno.removeSync(`${dir}/go`);
+    const stopped = await stop(server, dir);
+    assert.equal(stopped.stderr, "", "no client should have been refused or dropped");
+  });
+}
+
+const withPython = requires("--allow-run", "python3");
+for (const framing of ["lines", "length", "raw"]) {
+  withPython(
+    `peers (python os): one ${MAX}-byte message, written whole before reading, ${framing}`,
+    async () => {
+      using tmp = tempDir();
+      using cwd = tempDir("fifo-cwd-");
+      const dir = tmp.path;
+      await using server = await cardServer(dir, cwd.path, ["--framing", framing]);
+      const peer = await spawn("python3", [
+        projectPath("tests/fixtures/peer_python.py"),
+        "os",
+        framing,
+        `${dir}/pipe.in`,
+        `${dir}/pipe.out`,
+        String(MAX),
+      ], { deadline: 20_000 }).done;
+      assert.equal(peer.stderr, "");
+      assert.equal(peer.stdout, `ok ${framing} ${MAX}\n`);
+      assert.equal((await stop(server, dir)).stderr, "");
+    },
+  );
+}
+
+withPython(
+  "peers (python multiprocessing.connection): send_bytes of 1,000,000 bytes, then recv_bytes, one thread",
+  async () => {
+    using tmp = tempDir();
+    using cwd = tempDir("fifo-cwd-");
+    const dir = tmp.path;
+    await using server = await cardServer(dir, cwd.path, ["--framing", "length"]);
+    const peer = await spawn("python3", [
+      projectPath("tests/fixtures/peer_python.py"),
+      "mp",
+      `${dir}/pipe.in`,
+      `${dir}/pipe.out`,
+      "1000000",
+    ], { deadline: 20_000 }).done;
+    assert.equal(peer.stderr, "");
+    assert.equal(peer.stdout, "ok mp 1000000\n");
+    assert.equal((await stop(server, dir)).stderr, "");
+  },
+);
+
+/** The seed's server as published: umask 022, so its FIFOs are 0644. */
+function seedServer(dir: string) {
+  return spawn("sh", [
+    "-c",
+    'umask 022; exec python3 "$1" "$2/pipe.in" "$2/pipe.out"',
+    "sh",
+    projectPath("tests/fixtures/seed_server.py"),
+    dir,
+  ], { env: { SEED_EOF_SLEEP: "0.05" }, deadline: 20_000 });
+}
+
+withPython("peers (seed's server, umask 022): client.ts works and warns who can read", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  await using server = seedServer(dir);
+  // The seed prints nothing when ready: wait for both FIFOs.
+  await waitUntil(() => isFifo(`${dir}/pipe.in`) && isFifo(`${dir}/pipe.out`), 10_000);
+  assert.equal(Deno.lstatSync(`${dir}/pipe.in`).mode! & 0o777, 0o644);
+  const client = await runCli("client.ts", dir, ["--count", "3", "--interval", "0"], {
+    flags: CARD,
+    deadline: 15_000,
+  }).done;
+  assert.equal(
+    client.stderr,
+    `warning: FIFOs "${dir}/pipe.in" (0644) and "${dir}/pipe.out" (0644) can be read by ` +
+      "its group and all other users\n",
+  );
+  assert.equal(
+    client.stdout,
+    "sent msg: msg 1\nreceived msg: msg 1\nsent msg: msg 2\nreceived msg: msg 2\n" +
+      "sent msg: msg 3\nreceived msg: msg 3\n",
+  );
+  assert.equal(client.code, 0);
+  assert.equal((await server.done).code, 0, "the exit word stopped the seed's server");
+});
+
+withPython(
+  "peers (seed's server, umask 022): client.ts --strict refuses it, untouched",
+  async () => {
+    using tmp = tempDir();
+    const dir = tmp.path;
+    await using server = seedServer(dir);
+    await waitUntil(() => isFifo(`${dir}/pipe.in`) && isFifo(`${dir}/pipe.out`), 10_000);
+    const before = Deno.lstatSync(`${dir}/pipe.in`);
+    const client = await runCli("client.ts", dir, ["--strict", "--send", "x"], {
+      flags: CARD,
+      deadline: 15_000,
+    }).done;
+    assert.equal(
+      client.stderr,
+      `error: Cannot use FIFO "${dir}/pipe.in": its mode 0644 lets other users in (expected 0600)\n`,
+    );
+    assert.equal(client.code, 1);
+    const after = Deno.lstatSync(`${dir}/pipe.in`);
+    assert.deepEqual([after.ino, after.mode, after.mtime], [before.ino, before.mode, before.mtime]);
+  },
+);
+
+withPython("peers (seed's client, umask 022): ten messages through server.ts", async () => {
+  using tmp = tempDir();
+  using cwd = tempDir("fifo-cwd-");
+  const dir = tmp.path;
+  await using server = await cardServer(dir, cwd.path, ["--framing", "raw"]);
+  const client = await spawn("sh", [
+    "-c",
+    'umask 022; exec python3 "$1" "$2/pipe.in" "$2/pipe.out"',
+    "sh",
+    projectPath("tests/fixtures/seed_client.py"),
+    dir,
+  ], { env: { SEED_INTERVAL: "0" }, deadline: 15_000 }).done;
+  assert.equal(client.stderr, "");
+  const expected = Array.from(
+    { length: 10 },
+    (_, i) => `sent msg: msg ${i + 1}\nreceived msg: msg ${i + 1}\n`,
+  ).join("");
+  assert.equal(client.stdout, expected);
+  const result = await server.done; // the seed's client ends with the exit word
+  assert.equal(result.code, 0);
+  assert.equal(result.stderr, "");
+  assert.deepEqual(entries(dir), []);
+});
+
+const withC = requires("--allow-run", "cc");
+withC(
+  "peers (C): one thread, the largest line written whole, then read; 200 round trips",
+  async () => {
+    using tmp = tempDir();
+    using cwd = tempDir("fifo-cwd-");
+    const dir = tmp.path;
+    const binary = `${cwd.path}/peer_client`;
+    const built = await spawn("cc", [
+      "-O2",
+      "-o",
+      binary,
+      projectPath("tests/fixtures/peer_client.c"),
+    ])
+      .done;
+    assert.equal(built.code, 0, built.stderr);
+    await using server = await cardServer(dir, cwd.path);
+    for (const [bytes, rounds] of [[MAX + 1, 3], [100, 200]]) {
+      const peer = await spawn(binary, [
+        `${dir}/pipe.in`,
+        `${dir}/pipe.out`,
+        String(bytes),
+        String(rounds),
+      ], {
+        deadline: 20_000,
+      }).done;
+      assert.equal(peer.stderr, "");
+      assert.equal(peer.stdout, `ok ${rounds} ${bytes}\n`);
+    }
+    assert.equal((await stop(server, dir)).stderr, "");
+  },
+);
