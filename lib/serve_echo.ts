@@ -245,11 +245,18 @@ export class EchoServer implements AsyncDisposable {
   #checkNames(onNote: (message: string) => void): void {
     if (this.#closing) return;
     for (const { path, problem } of this.#keeper.check()) {
-      if (problem === "missing" && this.#keeper.restore(path)) {
-        onNote(`Put back "${path}": it had been removed or renamed`);
-        continue;
+      let reason = "it now names something else";
+      if (problem === "missing") {
+        try {
+          if (this.#keeper.restore(path)) {
+            onNote(`Put back "${path}": it had been removed or renamed`);
+            continue;
+          }
+        } catch (error) {
+          reason = `it was removed and cannot be put back: ${(error as Error).message}`;
+        }
       }
-      void this.close(new Error(`Cannot serve on "${path}": it now names something else`));
+      void this.close(new Error(`Cannot serve on "${path}": ${reason}`));
       return;
     }
   }
@@ -354,7 +361,10 @@ export async function serveEcho(options: EchoServerOptions = {}): Promise<EchoSe
     if (options.sessions ?? true) {
       const echoerOptions = { maxMessage, exitWord, logMessages };
       hub = new SessionHub({ dir, name, framing, maxMessage, uid }, {
-        onOpen: (session) => session.state = new Echoer(framing, echoerOptions),
+        onOpen: (session) => {
+          session.state = new Echoer(framing, echoerOptions);
+          checkNames(server, onClientError);
+        },
         onData: (session, bytes) => echoSession(server, session, bytes, logMessages),
         onClose: () => {},
         onError: onClientError,

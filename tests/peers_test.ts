@@ -213,7 +213,7 @@ withPython(
   async () => {
     using tmp = tempDir();
     const dir = tmp.path;
-    await using server = seedServer(dir);
+    await using _server = seedServer(dir);
     await waitUntil(() => isFifo(`${dir}/pipe.in`) && isFifo(`${dir}/pipe.out`), 10_000);
     const before = Deno.lstatSync(`${dir}/pipe.in`);
     const client = await runCli("client.ts", dir, ["--strict", "--send", "x"], {
