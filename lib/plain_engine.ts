@@ -122,7 +122,10 @@ export class PlainEngine {
   #wake(blocked: number): void {
     const { input, uid } = this.#config;
     if (blocked === Blocked.OPEN_INPUT) releasePendingOpen(input, "read", { uid });
-    if (blocked === Blocked.NAP) Atomics.notify(this.#slots, Slot.STOP);
+    if (blocked === Blocked.NAP) {
+      Atomics.notify(this.#slots, Slot.STOP);
+      Atomics.notify(this.#slots, Slot.SERVED);
+    }
     if (blocked === Blocked.READ) {
       try {
         // One byte releases a parked read; the loop sees the stop slot and drops it.

@@ -39,6 +39,8 @@ export interface InputIo {
   openInput(): InputEnd;
   /** Opens the output for non-blocking writes if a reader is there now, else `null`. */
   openOutputNow(): OutputEnd | null;
+  /** Waits up to `ms` for the output to hold an open for `client` (or a stop). */
+  waitForOutput(client: number, ms: number): void;
   /** Receives the loop's events, in order. */
   post(event: InputEvent): void;
   /** Receives `received msg: …` lines. */
@@ -166,7 +168,23 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     }
     stats.messages = echoer.messages;
     stats.bytes = echoer.bytes;
-    io.post({ type: "end", client, stats: { ...stats } });
+    // Is this client's reader there, though the output has no open for it yet? Looked at
+    // before the next writer can come (its open waits for ours), so a reader there now is
+    // this one's. The look is an open for writing, held until the output has its own:
+    // closing it sooner could hand that reader an end of file meant for nobody.
+    const served = Atomics.load(slots, Slot.SERVED) === client;
+    const look = served ? null : io.openOutputNow();
+    io.post({ type: "end", client, stats: { ...stats }, readerThere: look !== null });
+    if (look) {
+      blocked(Blocked.NAP);
+      // Bounded: a reader that left meanwhile never lets the output's open return.
+      for (let waited = 0; waited < 1000 && !stopping(); waited += 50) {
+        if (Atomics.load(slots, Slot.SERVED) === client) break;
+        io.waitForOutput(client, 50);
+      }
+      blocked(Blocked.NONE);
+      look.close();
+    }
     if (echoer.exitRequested) {
       io.post({ type: "exit" });
       return;

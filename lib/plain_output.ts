@@ -18,7 +18,8 @@
  *     ▼
  *  N ended and its replies are out: close, so the reader sees end of file; back to
  *  idle (re-opening at once could catch that reader before it reads its end of file)
- *  No reader yet when N+1 begins: N's held replies are dropped (one log line).
+ *  N ended with no reader: its held replies go with it (one log line), and the parked
+ *  open is withdrawn, so a reader that comes later waits for the next client.
  * ```
  *
  * @module
@@ -46,8 +47,8 @@ export class PlainOutput {
   /** The client {@linkcode PlainOutput.#file} serves. */
   #fileFor = 0;
   #parking: Promise<void> | null = null;
-  /** The parked open was withdrawn (see {@linkcode PlainOutput.#unpark}). */
-  #cancelled = false;
+  /** The last client that ended with no reader (a reader that comes now is the next's). */
+  #leftAlone = 0;
   #queue: { client: number; bytes: Uint8Array }[] = [];
   /** The latest client begun, and the latest ended. */
   #current = 0;
@@ -101,12 +102,12 @@ export class PlainOutput {
       case "end":
         this.#ended = event.client;
         this.#refused.delete(event.client);
-        if (
-          !this.#queue.some((e) => e.client === event.client) &&
-          !(this.#file && this.#fileFor === event.client)
-        ) {
+        if (!(this.#file && this.#fileFor === event.client) && !event.readerThere) {
+          // It leaves without a reader: its replies go with it, and a reader that comes
+          // now is the next client's.
+          this.#discard(event.client, true);
           this.#report(event.client);
-          if (!this.#queue.length) this.#unpark();
+          this.#leftAlone = event.client;
         }
         break;
       default:
@@ -147,14 +148,16 @@ export class PlainOutput {
 
   #serve(client: number): void {
     this.#fileFor = client;
+    Atomics.store(this.#slots, Slot.SERVED, client);
+    Atomics.notify(this.#slots, Slot.SERVED);
     if (client === this.#current && this.#current > this.#ended) {
       Atomics.store(this.#slots, Slot.READER, client);
     }
   }
 
   /** A new client begins with no reader for older replies: they are dropped. */
-  #dropOlderUnread(client: number, readerJustCame = false): void {
-    if (this.#file && !readerJustCame) return; // a reader is there: they are on their way
+  #dropOlderUnread(client: number): void {
+    if (this.#file) return; // a reader is there: they are on their way to it
     const older = new Set(this.#queue.map((e) => e.client).filter((c) => c < client));
     for (const gone of older) this.#discard(gone, true);
   }
@@ -279,46 +282,29 @@ export class PlainOutput {
   #park(): void {
     if (this.#parking || this.#file || this.#stopping) return;
     const { output, uid } = this.#config;
-    this.#cancelled = false;
     this.#parking = (async () => {
       const file = await FifoFile.open(output, { access: "write", uid });
-      if (this.#stopping || this.#cancelled) {
+      if (this.#stopping) {
         file.close();
         return;
       }
       this.#file = file;
       // A reader that arrives once a newer writer has come is the newer client's: replies
-      // held for an older one that never had a reader must not greet it.
-      this.#dropOlderUnread(Atomics.load(this.#slots, Slot.CLIENT), true);
-      // Else it is the current client's reader; if that client has gone meanwhile, with
-      // nothing to say, it gets end of file at once.
-      this.#serve(this.#queue[0]?.client ?? this.#current);
+      // held for an older one must not greet it.
+      const newest = Math.max(this.#current, Atomics.load(this.#slots, Slot.CLIENT));
+      const older = new Set(this.#queue.map((e) => e.client).filter((c) => c < newest));
+      for (const gone of older) this.#discard(gone, true);
+      // Else it is the reader of the client that is there (the input loop's newest); of the
+      // last one if that one's reader was there when it ended (it gets end of file at once);
+      // or, if nobody's, of the next one.
+      const between = newest <= this.#ended && this.#leftAlone === newest;
+      this.#serve(this.#queue[0]?.client ?? (between ? newest + 1 : newest));
     })().catch((error) => {
       if (!this.#stopping) this.#handlers.onFatal(error);
     }).finally(() => {
       this.#parking = null;
-      if (this.#cancelled && this.#current > this.#ended) this.#park();
       this.#pump();
     });
-  }
-
-  /**
-   * Withdraws the parked open of a client that ended with nothing to deliver: left
-   * parked, it would catch a reader that comes for the next client and hand it the end of
-   * file meant for this one. Released by a reader of our own that comes and goes, retried
-   * until the open has returned (it may not have reached the kernel yet).
-   */
-  #unpark(): void {
-    const parking = this.#parking;
-    if (!parking || this.#file || this.#cancelled) return;
-    this.#cancelled = true;
-    const { output, uid } = this.#config;
-    (async () => {
-      while (this.#parking === parking) {
-        releasePendingOpen(output, "write", { uid });
-        await Promise.race([parking, sleep(20)]);
-      }
-    })();
   }
 }
 

@@ -26,10 +26,12 @@ export const Slot = {
    * `open()` returns: a reader that arrives after a new writer is that writer's.
    */
   CLIENT: 5,
+  /** The last client number the output opened `NAME.out` for; notified. */
+  SERVED: 6,
 } as const;
 
 /** How many slots {@linkcode Slot} uses. */
-export const SLOTS = 6;
+export const SLOTS = 7;
 
 /** What the input loop is blocked in, so that a stop wakes just that call. */
 export const Blocked = { NONE: 0, OPEN_INPUT: 1, READ: 2, NAP: 3 } as const;
@@ -72,8 +74,12 @@ export type InputEvent =
    * (unless `dropHeld`) and then end of file, while its input is drained.
    */
   | { type: "refused"; client: number; dropHeld: boolean }
-  /** The client's stream ended: close the output once its replies are out. */
-  | { type: "end"; client: number; stats: PlainStats }
+  /**
+   * The client's stream ended: close the output once its replies are out. `readerThere`:
+   * the output held no open for it, and a reader was on `NAME.out` at that moment (looked
+   * at before the next writer could come): that reader is this client's.
+   */
+  | { type: "end"; client: number; stats: PlainStats; readerThere: boolean }
   /** One log line about a client. */
   | { type: "client-error"; message: string }
   /** The exit word arrived (after `end`). */

@@ -31,6 +31,10 @@ self.onmessage = (message: MessageEvent<PlainConfig>) => {
         throw error;
       }
     },
+    waitForOutput(client, ms) {
+      const holding = Atomics.load(slots, Slot.SERVED);
+      if (holding !== client) Atomics.wait(slots, Slot.SERVED, holding, ms);
+    },
     post,
     log: writeStdoutSync,
     nap: (ms) => void Atomics.wait(slots, Slot.STOP, 0, ms),
