@@ -67,7 +67,17 @@ export interface OpenFifoOptions {
   allowReadable?: boolean;
 }
 
-/** Bytes a pipe write is guaranteed atomic up to (Linux `PIPE_BUF`). */
+/**
+ * Bytes a pipe write is guaranteed atomic up to (Linux `PIPE_BUF`): two writers' pieces of
+ * at most this size never interleave.
+ *
+ * @example Usage
+ * ```ts
+ * import { PIPE_BUF } from "./fifo_file.ts";
+ * const record = new Uint8Array(PIPE_BUF); // one write(2), never split
+ * console.log(record.length); // 4096
+ * ```
+ */
 export const PIPE_BUF = 4096;
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK } = constants;
@@ -342,10 +352,21 @@ export function isServed(path: string, uid: number): boolean {
  * Permissions: `--allow-read` and `--allow-write` for the FIFO.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { FifoFile } from "./fifo_file.ts";
- * using fifo = await FifoFile.open("/tmp/pipe.in", { access: "write", timeout: 5000 });
- * await fifo.writeAll(new TextEncoder().encode("hello\n"));
+ * import { makeFifo } from "./make_fifo.ts";
+ * import assert from "node:assert/strict";
+ * const dir = Deno.makeTempDirSync();
+ * await makeFifo(`${dir}/pipe`);
+ * // Each open waits for its peer: the reader's open is pending while the writer's runs.
+ * const reading = FifoFile.open(`${dir}/pipe`, { access: "read", timeout: 5000 });
+ * using writer = await FifoFile.open(`${dir}/pipe`, { access: "write", timeout: 5000 });
+ * using reader = await reading;
+ * await writer.writeAll(new TextEncoder().encode("hello\n"));
+ * const buffer = new Uint8Array(64);
+ * const n = await reader.read(buffer);
+ * assert.equal(new TextDecoder().decode(buffer.subarray(0, n!)), "hello\n");
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class FifoFile implements Disposable {

@@ -67,12 +67,25 @@ const CHUNK = 64 * 1024;
  * Permissions: none beyond those of {@linkcode FifoConn}'s {@linkcode connect}.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { connect } from "./connect.ts";
  * import { filter } from "./filter.ts";
- * await using conn = await connect({ name: "pipe" });
- * const { lines } = await filter(conn); // standard input to standard output
- * console.error(`${lines} lines echoed`);
+ * import { serveEcho } from "./serve_echo.ts";
+ * import assert from "node:assert/strict";
+ * const dir = Deno.makeTempDirSync();
+ * // "ok\n", then a last line without "\n" that is not even UTF-8.
+ * Deno.writeFileSync(`${dir}/in`, new Uint8Array([0x6f, 0x6b, 0x0a, 0xff, 0xfe]));
+ * const server = await serveEcho({ dir, name: "demo" });
+ * {
+ *   await using conn = await connect({ dir, name: "demo" });
+ *   using input = Deno.openSync(`${dir}/in`);
+ *   using output = Deno.openSync(`${dir}/out`, { write: true, createNew: true });
+ *   const stats = await filter(conn, { input, output });
+ *   assert.equal(stats.lines, 2);
+ * }
+ * assert.deepEqual(Deno.readFileSync(`${dir}/out`), Deno.readFileSync(`${dir}/in`));
+ * await server.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  *
  * @param conn A connection to an echo server, nothing sent on it yet.

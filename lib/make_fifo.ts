@@ -39,10 +39,15 @@ export interface MakeFifoOptions {
  * Permissions: `--allow-run=mkfifo`, `--allow-read` and `--allow-write` for the path.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { makeFifo, removeFifo } from "./make_fifo.ts";
- * const created = await makeFifo("/tmp/pipe.in", { replace: true });
- * removeFifo("/tmp/pipe.in", created);
+ * import assert from "node:assert/strict";
+ * const dir = Deno.makeTempDirSync();
+ * const created = await makeFifo(`${dir}/pipe.in`, { replace: true });
+ * assert.equal(created.isFifo, true);
+ * assert.equal(created.mode! & 0o777, 0o600);
+ * removeFifo(`${dir}/pipe.in`, created);
+ * Deno.removeSync(dir);
  * ```
  *
  * @param path Where to create the FIFO.
@@ -101,10 +106,14 @@ export async function makeFifo(
  * Permissions: `--allow-read` and `--allow-write` for the path.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { makeFifo, removeFifo } from "./make_fifo.ts";
- * const created = await makeFifo("/tmp/pipe.in");
- * removeFifo("/tmp/pipe.in", created);
+ * import assert from "node:assert/strict";
+ * const dir = Deno.makeTempDirSync();
+ * const created = await makeFifo(`${dir}/pipe.in`);
+ * assert.equal(removeFifo(`${dir}/pipe.in`, created), true);
+ * assert.equal(removeFifo(`${dir}/pipe.in`, created), false); // already gone
+ * Deno.removeSync(dir);
  * ```
  *
  * @param path The FIFO's path.
