@@ -125,6 +125,7 @@ export class PlainEngine {
     if (blocked === Blocked.NAP) {
       Atomics.notify(this.#slots, Slot.STOP);
       Atomics.notify(this.#slots, Slot.SERVED);
+      Atomics.notify(this.#slots, Slot.HELD);
     }
     if (blocked === Blocked.READ) {
       try {

@@ -39,6 +39,8 @@ export interface InputIo {
   openInput(): InputEnd;
   /** Opens the output for non-blocking writes if a reader is there now, else `null`. */
   openOutputNow(): OutputEnd | null;
+  /** Waits up to `ms` for the bytes held to change from `held` (or a stop). */
+  waitForHeld(held: number, ms: number): void;
   /** Waits up to `ms` for the output to hold an open for `client` (or a stop). */
   waitForOutput(client: number, ms: number): void;
   /** Receives the loop's events, in order. */
@@ -48,6 +50,9 @@ export interface InputIo {
   /** Sleeps the thread (a stop cuts it short). */
   nap(ms: number): void;
 }
+
+/** How long a client may take none of its replies, held at the bound, before it is dropped. */
+export const STALL_MS = 2000;
 
 /** Whether `error` is running out of descriptors: one client's bad luck, not the end. */
 function isTransient(error: unknown): boolean {
@@ -120,14 +125,40 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
           output = null;
         }
       }
-      if (Atomics.load(slots, Slot.HELD) + reply.length > bound) {
+      if (!roomFor(reply.length)) {
         refuse(
-          `${reply.length} more reply bytes would exceed the ${bound} held for a client that is not reading`,
+          `its reader took none of the ${Atomics.load(slots, Slot.HELD)} bytes of replies held ` +
+            `for it (at most ${bound}) for ${STALL_MS / 1000} s`,
+          true,
         );
         return;
       }
       Atomics.add(slots, Slot.HELD, reply.length);
       io.post({ type: "replies", client, bytes: reply.slice() });
+    };
+    /**
+     * Waits, reading no more of the client, until `bytes` more fit in the replies held:
+     * a client that reads slower than it writes is slowed down, not dropped. Fails when
+     * the reader takes nothing for {@linkcode STALL_MS}: a client that stops reading, and
+     * may be blocked writing to us.
+     */
+    const roomFor = (bytes: number) => {
+      let held = Atomics.load(slots, Slot.HELD);
+      if (held + bytes <= bound || held === 0) return true;
+      blocked(Blocked.NAP);
+      try {
+        for (let since = Date.now(); !stopping();) {
+          io.waitForHeld(held, 100);
+          const now = Atomics.load(slots, Slot.HELD);
+          if (now + bytes <= bound || now === 0) return true;
+          if (now < held) since = Date.now();
+          else if (Date.now() - since > STALL_MS) return false;
+          held = now;
+        }
+        return false;
+      } finally {
+        blocked(Blocked.NONE);
+      }
     };
     /** Stops echoing this client; replies already made still go out unless `dropHeld`. */
     const refuse = (reason: string, dropHeld = false) => {

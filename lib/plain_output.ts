@@ -169,14 +169,21 @@ export class PlainOutput {
       bytes += entry.bytes.length;
       return false;
     });
-    Atomics.sub(this.#slots, Slot.HELD, bytes);
+    this.#release(bytes);
     if (count && bytes) this.#drop(client, bytes, false);
     if (count && client <= this.#ended) this.#report(client);
   }
 
   #drop(client: number, bytes: number, held = false): void {
-    if (held) Atomics.sub(this.#slots, Slot.HELD, bytes);
+    if (held) this.#release(bytes);
     this.#dropped.set(client, (this.#dropped.get(client) ?? 0) + bytes);
+  }
+
+  /** No longer holds `bytes`: the input loop may be waiting for room. */
+  #release(bytes: number): void {
+    if (!bytes) return;
+    Atomics.sub(this.#slots, Slot.HELD, bytes);
+    Atomics.notify(this.#slots, Slot.HELD);
   }
 
   #report(client: number): void {
@@ -257,7 +264,7 @@ export class PlainOutput {
         if (this.#readerLeft.has(head.client) && !this.#file) {
           this.#drop(head.client, head.bytes.length, true);
         } else {
-          Atomics.sub(this.#slots, Slot.HELD, head.bytes.length);
+          this.#release(head.bytes.length);
         }
       }
       if (!this.#queue.some((e) => e.client === this.#current)) {

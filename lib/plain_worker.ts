@@ -31,6 +31,7 @@ self.onmessage = (message: MessageEvent<PlainConfig>) => {
         throw error;
       }
     },
+    waitForHeld: (held, ms) => void Atomics.wait(slots, Slot.HELD, held, ms),
     waitForOutput(client, ms) {
       const holding = Atomics.load(slots, Slot.SERVED);
       if (holding !== client) Atomics.wait(slots, Slot.SERVED, holding, ms);

@@ -184,6 +184,49 @@ withPython(
   },
 );
 
+withPython(
+  "peers (python os): a client that writes on and never reads is dropped at the bound, alone",
+  async () => {
+    using tmp = tempDir();
+    using cwd = tempDir("fifo-cwd-");
+    const dir = tmp.path;
+    await using server = await cardServer(dir, cwd.path, ["--max-message", "1024"]);
+    // Line after line, never reading: once the pipes and the bound (max-message + 64 KiB)
+    // are full, it blocks writing; the server drops it and reads its input to the end.
+    const flood = await spawn("python3", [
+      "-c",
+      `import os, sys
+w = os.open(sys.argv[1], os.O_WRONLY)
+r = os.open(sys.argv[2], os.O_RDONLY)
+line = b"x" * 99 + b"\\n"
+for _ in range(20000):
+    os.write(w, line)
+print("wrote everything")`,
+      `${dir}/pipe.in`,
+      `${dir}/pipe.out`,
+    ], { deadline: 30_000 }).done;
+    assert.equal(flood.stdout, "wrote everything\n", flood.stderr);
+    assert.equal(await plainRoundTrip(dir, "next"), "next\n");
+    const result = await stop(server, dir);
+    assert.match(
+      result.stderr,
+      /^Dropped a client's stream: its reader took none of the \d+ bytes of replies held for it \(at most 66560\) for 2 s\n$/,
+    );
+  },
+);
+
+/** One plain round trip through the public names, as a shell does it. */
+async function plainRoundTrip(dir: string, text: string): Promise<string> {
+  const shell = spawn("sh", [
+    "-c",
+    'exec 3>"$1/pipe.in"; exec 4<"$1/pipe.out"; echo "$2" >&3; exec 3>&-; cat <&4',
+    "sh",
+    dir,
+    text,
+  ], { deadline: 10_000 });
+  return (await shell.done).stdout;
+}
+
 /** The seed's server as published: umask 022, so its FIFOs are 0644. */
 function seedServer(dir: string) {
   return spawn("sh", [
