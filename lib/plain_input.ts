@@ -205,6 +205,7 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     // closing it sooner could hand that reader an end of file meant for nobody.
     const served = Atomics.load(slots, Slot.SERVED) === client;
     const look = served ? null : io.openOutputNow();
+    if (!look) Atomics.store(slots, Slot.LEFT_ALONE, client);
     io.post({ type: "end", client, stats: { ...stats }, readerThere: look !== null });
     if (look) {
       blocked(Blocked.NAP);

@@ -47,8 +47,6 @@ export class PlainOutput {
   /** The client {@linkcode PlainOutput.#file} serves. */
   #fileFor = 0;
   #parking: Promise<void> | null = null;
-  /** The last client that ended with no reader (a reader that comes now is the next's). */
-  #leftAlone = 0;
   #queue: { client: number; bytes: Uint8Array }[] = [];
   /** The latest client begun, and the latest ended. */
   #current = 0;
@@ -107,7 +105,6 @@ export class PlainOutput {
           // now is the next client's.
           this.#discard(event.client, true);
           this.#report(event.client);
-          this.#leftAlone = event.client;
         }
         break;
       default:
@@ -296,16 +293,18 @@ export class PlainOutput {
         return;
       }
       this.#file = file;
-      // A reader that arrives once a newer writer has come is the newer client's: replies
-      // held for an older one must not greet it.
+      // Replies held for a client that ended with no reader, or for one older than the
+      // newest writer, are not this reader's. Read from shared memory, which the input
+      // loop writes before the next writer can come: its messages may reach us later.
+      const alone = Atomics.load(this.#slots, Slot.LEFT_ALONE);
       const newest = Math.max(this.#current, Atomics.load(this.#slots, Slot.CLIENT));
-      const older = new Set(this.#queue.map((e) => e.client).filter((c) => c < newest));
-      for (const gone of older) this.#discard(gone, true);
-      // Else it is the reader of the client that is there (the input loop's newest); of the
-      // last one if that one's reader was there when it ended (it gets end of file at once);
-      // or, if nobody's, of the next one.
-      const between = newest <= this.#ended && this.#leftAlone === newest;
-      this.#serve(this.#queue[0]?.client ?? (between ? newest + 1 : newest));
+      const stale = new Set(
+        this.#queue.map((e) => e.client).filter((c) => c <= alone || c < newest),
+      );
+      for (const gone of stale) this.#discard(gone, true);
+      // Else it is the reader of the newest client; if that one left with no reader, of
+      // the next; if it left with its reader there, it is that reader (end of file at once).
+      this.#serve(this.#queue[0]?.client ?? (newest === alone ? newest + 1 : newest));
     })().catch((error) => {
       if (!this.#stopping) this.#handlers.onFatal(error);
     }).finally(() => {

@@ -28,10 +28,16 @@ export const Slot = {
   CLIENT: 5,
   /** The last client number the output opened `NAME.out` for; notified. */
   SERVED: 6,
+  /**
+   * The last client that ended with no reader on `NAME.out`, stored before the input loop
+   * waits for the next writer: its replies go with it, and a reader that comes after is
+   * the next client's, whatever order its messages reach the event loop in.
+   */
+  LEFT_ALONE: 7,
 } as const;
 
 /** How many slots {@linkcode Slot} uses. */
-export const SLOTS = 7;
+export const SLOTS = 8;
 
 /** What the input loop is blocked in, so that a stop wakes just that call. */
 export const Blocked = { NONE: 0, OPEN_INPUT: 1, READ: 2, NAP: 3 } as const;

@@ -14,6 +14,7 @@ import {
   fifosUnder,
   flagsFor,
   isRunning,
+  plainPairIdle,
   type Proc,
   projectPath,
   requires,
@@ -294,25 +295,6 @@ test("faults: a session client that stops reading is dropped; the others never n
 
 const encoder = new TextEncoder();
 
-/**
- * Whether the server's plain-pair thread (its worker, `worker-N`) waits in `open(NAME.in)`
- * for the next writer: it has let go of the last client. Read through `sh`, since Deno
- * grants `/proc/PID/*` only to `--allow-all`.
- */
-async function plainPairIdle(pid: number): Promise<boolean> {
-  const { stdout } = await new Deno.Command("sh", {
-    args: [
-      "-c",
-      'for t in /proc/$1/task/*; do echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null)"; done',
-      "sh",
-      String(pid),
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return /^worker-\d+ wait_for_partner$/m.test(new TextDecoder().decode(stdout));
-}
-
 /** `count` lines of 100 bytes. */
 function lines(count: number, letter = "a"): Uint8Array {
   return encoder.encode(`${letter.repeat(99)}\n`.repeat(count));
@@ -325,6 +307,7 @@ test("faults: a plain client that closes its read end and leaves does not distur
     const server = await startServer(dir.path, [], { deadline: 30_000 });
     procs.push(server);
     for (let round = 0; round < 5; round++) {
+      await plainPairIdle(server.child.pid, "the server to let go of the last client");
       // Seed order; then half the echo is left unread, the read end closed under the
       // server's writes, the rest sent anyway. The replies fit in the pipe: no wait.
       const input = await FifoFile.open(`${dir.path}/pipe.in`, { access: "write", timeout: 5000 });
@@ -337,10 +320,7 @@ test("faults: a plain client that closes its read end and leaves does not distur
       // was still being served would share its stream (sessions are for that). So wait
       // until the server has let go of this one (no writer left on its output), then
       // check that the next client gets only its own reply.
-      for (const deadline = Date.now() + 10_000; !(await plainPairIdle(server.child.pid));) {
-        if (Date.now() > deadline) throw new Error("Timed out waiting for the walk-away's end");
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await plainPairIdle(server.child.pid, "the walk-away's end");
       await roundTrip(dir.path, `after walk-away ${round}`);
     }
     assert(await isRunning(server));

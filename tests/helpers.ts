@@ -353,3 +353,27 @@ export function spawnSoakClient(dir: string, args: string[], options: RunOptions
     ...args,
   ], options);
 }
+
+/**
+ * Waits until the server's plain-pair thread (its worker, `worker-N`) waits in
+ * `open(NAME.in)` for the next writer: it has let go of the last client, so the next one
+ * does not share its stream. Read through `sh`: Deno grants `/proc/PID/*` only to
+ * `--allow-all`.
+ */
+export async function plainPairIdle(pid: number, what: string, ms = 10_000): Promise<void> {
+  for (const deadline = Date.now() + ms;;) {
+    const { stdout } = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        'for t in /proc/$1/task/*; do echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null)"; done',
+        "sh",
+        String(pid),
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (/^worker-\d+ wait_for_partner$/m.test(new TextDecoder().decode(stdout))) return;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import {
   entries,
   isFifo,
+  plainPairIdle,
   projectPath,
   requires,
   runCli,
@@ -206,6 +207,7 @@ print("wrote everything")`,
       `${dir}/pipe.out`,
     ], { deadline: 30_000 }).done;
     assert.equal(flood.stdout, "wrote everything\n", flood.stderr);
+    await plainPairIdle(server.child.pid, "the server to drain the flood"); // else they share
     assert.equal(await plainRoundTrip(dir, "next"), "next\n");
     const result = await stop(server, dir);
     assert.match(
