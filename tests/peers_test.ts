@@ -126,7 +126,9 @@ for (const { name, script, expected, log = "" } of SHELL_CASES) {
     const result = await shell.done;
     assert.equal(result.code, 0, result.stderr);
     assert.equal(Deno.readTextFileSync(`${dir}/got`), expected);
-    // The server is still well and serves the next client on a clean stream.
+    // The server is still well and serves the next client on a clean stream, once it has
+    // let go of this one (a reader that came sooner would be this client's).
+    await plainPairIdle(server.child.pid, "the server to let go of the client");
     const next = await (spawn("sh", [
       "-c",
       SH_PRELUDE + `cat "$D/pipe.out" & r=$!; parked $r; echo next > "$D/pipe.in"; wait $r`,
