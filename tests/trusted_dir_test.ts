@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { releasePendingOpen } from "../lib/fifo_file.ts";
 import { makeFifo } from "../lib/make_fifo.ts";
 import { checkServerDir } from "../lib/server_place.ts";
-import { entries, projectPath, spawn, tempDir } from "./helpers.ts";
+import { entries, projectPath, requires, spawn, tempDir } from "./helpers.ts";
+
+const withRun = requires("--allow-run");
 
 /** Makes a directory with exactly `mode` (no umask). */
 function makeDir(path: string, mode: number): string {
@@ -70,95 +72,104 @@ Deno.test("checkServerDir: an ancestor others can rearrange is named, however de
   checkServerDir(deep);
 });
 
-Deno.test("checkServerDir: the dir itself is never followed; a symlinked ancestor is checked where it leads", async () => {
-  using tmp = tempDir();
-  const base = tmp.path;
-  const real = makeDir(`${base}/real`, 0o700);
-  await symlink(real, `${base}/link`);
-  assert.throws(() => checkServerDir(`${base}/link`), refusal(`${base}/link`, "it is a symlink"));
-  // link/sub: the link's own directory and its target's chain are both fine.
-  const sub = makeDir(`${real}/sub`, 0o700);
-  checkServerDir(`${base}/link/sub`);
-  // ...until the target's chain is not: the refusal names the real directory.
-  const loose = makeDir(`${base}/loose`, 0o777);
-  makeDir(`${loose}/target`, 0o700);
-  makeDir(`${loose}/target/sub`, 0o700);
-  await symlink(`${loose}/target`, `${base}/link2`);
-  assert.throws(
-    () => checkServerDir(`${base}/link2/sub`),
-    refusal(
-      `${base}/link2/sub`,
-      `its ancestor "${loose}" is writable by others without the sticky bit`,
-    ),
-  );
-  Deno.writeTextFileSync(`${base}/file`, "");
-  assert.throws(
-    () => checkServerDir(`${base}/file`),
-    refusal(`${base}/file`, "it is not a directory"),
-  );
-  assert.throws(
-    () => checkServerDir(`${base}/missing`),
-    (error: Error) =>
-      error instanceof Deno.errors.NotFound &&
-      error.message === `Cannot use directory "${base}/missing": it does not exist`,
-  );
-  assert.deepEqual(entries(sub), []);
-});
+withRun(
+  "checkServerDir: the dir itself is never followed; a symlinked ancestor is checked where it leads",
+  async () => {
+    using tmp = tempDir();
+    const base = tmp.path;
+    const real = makeDir(`${base}/real`, 0o700);
+    await symlink(real, `${base}/link`);
+    assert.throws(() => checkServerDir(`${base}/link`), refusal(`${base}/link`, "it is a symlink"));
+    // link/sub: the link's own directory and its target's chain are both fine.
+    const sub = makeDir(`${real}/sub`, 0o700);
+    checkServerDir(`${base}/link/sub`);
+    // ...until the target's chain is not: the refusal names the real directory.
+    const loose = makeDir(`${base}/loose`, 0o777);
+    makeDir(`${loose}/target`, 0o700);
+    makeDir(`${loose}/target/sub`, 0o700);
+    await symlink(`${loose}/target`, `${base}/link2`);
+    assert.throws(
+      () => checkServerDir(`${base}/link2/sub`),
+      refusal(
+        `${base}/link2/sub`,
+        `its ancestor "${loose}" is writable by others without the sticky bit`,
+      ),
+    );
+    Deno.writeTextFileSync(`${base}/file`, "");
+    assert.throws(
+      () => checkServerDir(`${base}/file`),
+      refusal(`${base}/file`, "it is not a directory"),
+    );
+    assert.throws(
+      () => checkServerDir(`${base}/missing`),
+      (error: Error) =>
+        error instanceof Deno.errors.NotFound &&
+        error.message === `Cannot use directory "${base}/missing": it does not exist`,
+    );
+    assert.deepEqual(entries(sub), []);
+  },
+);
 
-Deno.test("checkServerDir: under --allow-read=/tmp (the card's), ancestors it may not read are skipped, without a prompt", async () => {
-  using tmp = tempDir();
-  const dir = makeDir(`${tmp.path}/dir`, 0o700);
-  const loose = makeDir(`${tmp.path}/loose`, 0o777);
-  const code = `
+withRun(
+  "checkServerDir: under --allow-read=/tmp (the card's), ancestors it may not read are skipped, without a prompt",
+  async () => {
+    using tmp = tempDir();
+    const dir = makeDir(`${tmp.path}/dir`, 0o700);
+    const loose = makeDir(`${tmp.path}/loose`, 0o777);
+    const code = `
     import { checkServerDir } from ${JSON.stringify(projectPath("lib/server_place.ts"))};
     for (const dir of Deno.args) {
       try { checkServerDir(dir); console.log("ok"); } catch (e) { console.log(e.message); }
     }`;
-  const { done } = spawn(Deno.execPath(), [
-    "eval",
-    `--allow-read=/tmp,${projectPath("lib")}`,
-    "--allow-write=/tmp",
-    code,
-    "/tmp",
-    dir,
-    loose,
-  ], { deadline: 20_000 });
-  const result = await done;
-  assert.deepEqual(
-    [result.code, result.stderr, result.stdout],
-    [
-      0,
-      "",
-      `ok\nok\nCannot use directory "${loose}": it is writable by others without the sticky bit\n`,
-    ],
-  );
-});
+    const { done } = spawn(Deno.execPath(), [
+      "eval",
+      `--allow-read=/tmp,${projectPath("lib")}`,
+      "--allow-write=/tmp",
+      code,
+      "/tmp",
+      dir,
+      loose,
+    ], { deadline: 20_000 });
+    const result = await done;
+    assert.deepEqual(
+      [result.code, result.stderr, result.stdout],
+      [
+        0,
+        "",
+        `ok\nok\nCannot use directory "${loose}": it is writable by others without the sticky bit\n`,
+      ],
+    );
+  },
+);
 
-Deno.test("releasePendingOpen: opens a FIFO of ours, never a symlink, a stranger or a replacement", async () => {
-  using tmp = tempDir();
-  const fifo = `${tmp.path}/fifo`;
-  const created = await makeFifo(fifo);
-  const link = `${tmp.path}/link`;
-  await symlink(fifo, link);
-  // A reader parked on our FIFO, as the plain loop parks; `settled` flips when it returns.
-  let settled = false;
-  const parked = Deno.open(fifo, { read: true }).then((file) => {
-    settled = true;
-    return file;
-  });
-  const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
-  await pause();
-  try {
-    releasePendingOpen(link, "read"); // through a symlink: refused
-    releasePendingOpen(fifo, "read", { uid: created.uid! + 1 }); // not the owner asked for
-    releasePendingOpen(fifo, "read", { identity: { ...created, ino: created.ino! + 1 } });
+withRun(
+  "releasePendingOpen: opens a FIFO of ours, never a symlink, a stranger or a replacement",
+  async () => {
+    using tmp = tempDir();
+    const fifo = `${tmp.path}/fifo`;
+    const created = await makeFifo(fifo);
+    const link = `${tmp.path}/link`;
+    await symlink(fifo, link);
+    // A reader parked on our FIFO, as the plain loop parks; `settled` flips when it returns.
+    let settled = false;
+    const parked = Deno.open(fifo, { read: true }).then((file) => {
+      settled = true;
+      return file;
+    });
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
     await pause();
-    assert.equal(settled, false, "a refused wake-up open released the parked open");
-    releasePendingOpen(fifo, "read", { identity: created });
-    await pause();
-    assert.equal(settled, true, "the wake-up open of our FIFO did not release it");
-  } finally {
-    if (!settled) Deno.openSync(fifo, { write: true }).close(); // never leave it parked
-    (await parked).close();
-  }
-});
+    try {
+      releasePendingOpen(link, "read"); // through a symlink: refused
+      releasePendingOpen(fifo, "read", { uid: created.uid! + 1 }); // not the owner asked for
+      releasePendingOpen(fifo, "read", { identity: { ...created, ino: created.ino! + 1 } });
+      await pause();
+      assert.equal(settled, false, "a refused wake-up open released the parked open");
+      releasePendingOpen(fifo, "read", { identity: created });
+      await pause();
+      assert.equal(settled, true, "the wake-up open of our FIFO did not release it");
+    } finally {
+      if (!settled) Deno.openSync(fifo, { write: true }).close(); // never leave it parked
+      (await parked).close();
+    }
+  },
+);
