@@ -377,3 +377,15 @@ export async function plainPairIdle(pid: number, what: string, ms = 10_000): Pro
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** One plain round trip through the public names, as a shell does it: the reply's text. */
+export async function plainRoundTrip(dir: string, text: string): Promise<string> {
+  const shell = spawn("sh", [
+    "-c",
+    'exec 3>"$1/pipe.in"; exec 4<"$1/pipe.out"; echo "$2" >&3; exec 3>&-; cat <&4',
+    "sh",
+    dir,
+    text,
+  ], { deadline: 10_000 });
+  return (await shell.done).stdout;
+}

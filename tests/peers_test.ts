@@ -13,6 +13,7 @@ import {
   entries,
   isFifo,
   plainPairIdle,
+  plainRoundTrip,
   projectPath,
   requires,
   runCli,
@@ -218,18 +219,6 @@ print("wrote everything")`,
     );
   },
 );
-
-/** One plain round trip through the public names, as a shell does it. */
-async function plainRoundTrip(dir: string, text: string): Promise<string> {
-  const shell = spawn("sh", [
-    "-c",
-    'exec 3>"$1/pipe.in"; exec 4<"$1/pipe.out"; echo "$2" >&3; exec 3>&-; cat <&4',
-    "sh",
-    dir,
-    text,
-  ], { deadline: 10_000 });
-  return (await shell.done).stdout;
-}
 
 /** The seed's server as published: umask 022, so its FIFOs are 0644. */
 function seedServer(dir: string) {

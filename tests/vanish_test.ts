@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { entries, requires, runCli, serve, spawn, tempDir, waitUntil } from "./helpers.ts";
+import { entries, plainRoundTrip, requires, runCli, serve, tempDir, waitUntil } from "./helpers.ts";
 
 const test = requires("--allow-run");
 const CARD = ["--allow-read=/tmp", "--allow-write=/tmp", "--allow-run=mkfifo"];
@@ -18,18 +18,6 @@ function load(dir: string) {
     flags: CARD,
     deadline: 60_000,
   });
-}
-
-/** One plain round trip through the public names, as a shell does it. */
-async function plainRoundTrip(dir: string, text: string): Promise<string> {
-  const shell = spawn("sh", [
-    "-c",
-    'exec 3>"$1/pipe.in"; exec 4<"$1/pipe.out"; echo "$2" >&3; exec 3>&-; cat <&4',
-    "sh",
-    dir,
-    text,
-  ], { deadline: 10_000 });
-  return (await shell.done).stdout;
 }
 
 /** Stops the server with SIGTERM, logging how long it took (timings are not asserted). */
