@@ -25,6 +25,11 @@ function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
   return a.dev === b.dev && a.ino === b.ino;
 }
 
+/** A directory owned by `uid` that nobody else may enter. */
+function isPrivateDir(info: Deno.FileInfo, uid: number): boolean {
+  return info.isDirectory && info.uid === uid && ((info.mode ?? 0) & 0o077) === 0;
+}
+
 function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.lstatSync(path);
@@ -83,7 +88,7 @@ export class FifoKeeper {
     const home = Deno.makeTempDirSync({ dir, prefix: `.${name}.keep-` });
     const info = Deno.lstatSync(home);
     // makeTempDir makes 0700 with O_EXCL semantics; still, trust only what we checked.
-    if (!info.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) {
+    if (!isPrivateDir(info, uid)) {
       throw new Error(`Cannot use directory "${home}": it is not the private directory we made`);
     }
     return new FifoKeeper(dir, name, uid, home, info);
@@ -219,16 +224,13 @@ export class FifoKeeper {
       if (!entry.name.startsWith(prefix)) continue;
       const home = `${dir}/${entry.name}`;
       const info = lstatOrNull(home);
-      if (!info?.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) continue;
-      const fifos = [...Deno.readDirSync(home)].map((
-        e,
-      ) => [e.name, lstatOrNull(`${home}/${e.name}`)]);
-      const ours = fifos.every(([, f]) => f && (f as Deno.FileInfo).isFifo);
-      const linked = fifos.some(([, f]) =>
-        published.has(`${(f as Deno.FileInfo)?.dev}:${(f as Deno.FileInfo)?.ino}`)
-      );
+      if (!info || !isPrivateDir(info, uid)) continue;
+      const fifos: [string, Deno.FileInfo | null][] = [...Deno.readDirSync(home)]
+        .map((e) => [`${home}/${e.name}`, lstatOrNull(`${home}/${e.name}`)]);
+      const ours = fifos.every(([, f]) => f?.isFifo);
+      const linked = fifos.some(([, f]) => f && published.has(`${f.dev}:${f.ino}`));
       if (!ours || !linked) continue;
-      for (const [fifo, f] of fifos) removeFifo(`${home}/${fifo}`, f as Deno.FileInfo);
+      for (const [path, f] of fifos) removeFifo(path, f!);
       try {
         Deno.removeSync(home);
         removed++;

@@ -72,11 +72,6 @@ export class PlainOutput {
     this.#handlers = handlers;
   }
 
-  /** Bytes held for readers. */
-  get held(): number {
-    return Atomics.load(this.#slots, Slot.HELD);
-  }
-
   /** Takes one event of the input loop. */
   handle(event: InputEvent): void {
     switch (event.type) {
