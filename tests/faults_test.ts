@@ -23,6 +23,7 @@ import {
   spawnSoakClient,
   startServer,
   tempDir,
+  waitForThread,
   waitUntil,
 } from "./helpers.ts";
 
@@ -349,11 +350,12 @@ test({
     const input = await FifoFile.open(`${dir.path}/pipe.in`, { access: "write", timeout: 5000 });
     const output = await FifoFile.open(`${dir.path}/pipe.out`, { access: "read", timeout: 5000 });
     await input.writeAll(lines(500, "A")); // 50 KB
-    await new Promise((r) => setTimeout(r, 200));
+    // Once the server waits for more input, it has written all that echo into NAME.out.
+    await waitForThread(server.child.pid, /^worker-\d+ \w*pipe_read$/m, "the 50 KB echo");
     output.close(); // walks away from its echo...
     await input.writeAll(lines(1000, "A")); // ...while sending 100 KB more
     input.close();
-    await new Promise((r) => setTimeout(r, 300));
+    await plainPairIdle(server.child.pid, "the server to let go of the walk-away");
     await using conn = await connect({ dir: dir.path, mode: "shared", timeout: 3000 });
     await conn.send("hello B");
     const reply = await conn.receive();
@@ -420,8 +422,11 @@ test({
       });
       const filler = encodeRecord(RecordType.DATA, 0, new Uint8Array(4084)); // no such id
       while (control.tryWrite(filler) > 0) { /* fill the pipe */ }
-      setTimeout(() => server.child.kill("SIGCONT"), 300);
+      // Resumed once connect() waits for room: a runtime thread of ours blocked writing.
+      const resumed = waitForThread(Deno.pid, / \w*pipe_write$/m, "connect() to wait for room")
+        .then(() => server.child.kill("SIGCONT"));
       await using conn = await connect({ dir: dir.path, mode: "session", timeout: 5000 });
+      await resumed;
       await conn.send("through");
       assertEquals(new TextDecoder().decode((await conn.receive())!), "through");
     } finally {

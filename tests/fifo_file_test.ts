@@ -7,7 +7,10 @@
 import assert from "node:assert/strict";
 import { FifoFile } from "../lib/fifo_file.ts";
 import { makeFifo } from "../lib/make_fifo.ts";
-import { requires, tempDir } from "./helpers.ts";
+import { requires, tempDir, waitForThread } from "./helpers.ts";
+
+/** A thread parked in `open()` of a FIFO, waiting for its peer. */
+const PARKED = / wait_for_partner$/m;
 
 const test = requires("--allow-run");
 
@@ -18,8 +21,8 @@ test("FifoFile: a FIFO swapped in while the open waits for its peer is refused",
   // A second name keeps the FIFO the open started on reachable after the swap.
   Deno.linkSync(path, `${path}.first`);
   const opening = FifoFile.open(path, { access: "read", timeout: 5000 });
-  // The open is parked in the kernel now, on the first FIFO: swap the path under it.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Once the open is parked in the kernel, on the first FIFO, swap the path under it.
+  await waitForThread(Deno.pid, PARKED, "the open to park");
   await makeFifo(`${tmp.path}/other`);
   Deno.renameSync(`${tmp.path}/other`, path);
   // A peer arrives: on the first FIFO, where the open is parked (or, had the machine been
@@ -119,8 +122,9 @@ test("FifoFile: an open with no peer times out, and the parked open is released"
       error instanceof Deno.errors.TimedOut &&
       error.message === `Timed out after 200 ms waiting for a writer on FIFO "${path}"`,
   );
-  // Released: nobody holds the read end any more, so a non-blocking writer finds no reader.
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // Released: no thread of ours is parked any more, nobody holds the read end, so a
+  // non-blocking writer finds no reader.
+  await waitForThread(Deno.pid, PARKED, "the parked open to be released", { expect: false });
   assert.throws(
     () => FifoFile.openSync(path, { access: "write", nonblocking: true }),
     Deno.errors.NotConnected,

@@ -355,27 +355,46 @@ export function spawnSoakClient(dir: string, args: string[], options: RunOptions
 }
 
 /**
- * Waits until the server's plain-pair thread (its worker, `worker-N`) waits in
- * `open(NAME.in)` for the next writer: it has let go of the last client, so the next one
- * does not share its stream. Read through `sh`: Deno grants `/proc/PID/*` only to
- * `--allow-all`.
+ * Waits until a thread of process `pid` shows `pattern` in its `comm wchan` line (one line
+ * per thread), e.g. `/ wait_for_partner$/m` for a thread parked in `open()` of a FIFO, or
+ * `/ \w*pipe_write$/m` for one blocked writing a full pipe (`anon_pipe_write` since Linux 6.x). `expect: false` waits until none
+ * does. Read through `sh`: Deno grants `/proc/PID/*` only to `--allow-all`.
  */
-export async function plainPairIdle(pid: number, what: string, ms = 10_000): Promise<void> {
+export async function waitForThread(
+  pid: number,
+  pattern: RegExp,
+  what: string,
+  { ms = 10_000, expect = true }: { ms?: number; expect?: boolean } = {},
+): Promise<void> {
   for (const deadline = Date.now() + ms;;) {
-    const { stdout } = await new Deno.Command("sh", {
-      args: [
-        "-c",
-        'for t in /proc/$1/task/*; do echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null)"; done',
-        "sh",
-        String(pid),
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (/^worker-\d+ wait_for_partner$/m.test(new TextDecoder().decode(stdout))) return;
+    if (pattern.test(await threadStates(pid)) === expect) return;
     if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** `comm wchan` of every thread of process `pid`, a line each. */
+export async function threadStates(pid: number): Promise<string> {
+  const { stdout } = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      'for t in /proc/$1/task/*; do echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null)"; done',
+      "sh",
+      String(pid),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(stdout);
+}
+
+/**
+ * Waits until the server's plain-pair thread (its worker, `worker-N`) waits in
+ * `open(NAME.in)` for the next writer: it has let go of the last client, so the next one
+ * does not share its stream.
+ */
+export function plainPairIdle(pid: number, what: string, ms = 10_000): Promise<void> {
+  return waitForThread(pid, /^worker-\d+ wait_for_partner$/m, what, { ms });
 }
 
 /** One plain round trip through the public names, as a shell does it: the reply's text. */

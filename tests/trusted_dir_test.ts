@@ -9,7 +9,19 @@ import assert from "node:assert/strict";
 import { releasePendingOpen } from "../lib/fifo_file.ts";
 import { makeFifo } from "../lib/make_fifo.ts";
 import { checkServerDir } from "../lib/server_place.ts";
-import { entries, projectPath, requires, spawn, tempDir } from "./helpers.ts";
+import {
+  entries,
+  projectPath,
+  requires,
+  spawn,
+  tempDir,
+  threadStates,
+  waitForThread,
+  waitUntil,
+} from "./helpers.ts";
+
+/** A thread parked in `open()` of a FIFO, waiting for its peer. */
+const PARKED = / wait_for_partner$/m;
 
 const withRun = requires("--allow-run");
 
@@ -156,17 +168,17 @@ withRun(
       settled = true;
       return file;
     });
-    const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
-    await pause();
+    await waitForThread(Deno.pid, PARKED, "the open to park");
     try {
       releasePendingOpen(link, "read"); // through a symlink: refused
       releasePendingOpen(fifo, "read", { uid: created.uid! + 1 }); // not the owner asked for
       releasePendingOpen(fifo, "read", { identity: { ...created, ino: created.ino! + 1 } });
-      await pause();
+      // A release is an open by the calling thread: had one happened, the parked thread
+      // would already be runnable, out of wait_for_partner, when the call returned.
+      assert.match(await threadStates(Deno.pid), PARKED, "a refused wake-up open released it");
       assert.equal(settled, false, "a refused wake-up open released the parked open");
       releasePendingOpen(fifo, "read", { identity: created });
-      await pause();
-      assert.equal(settled, true, "the wake-up open of our FIFO did not release it");
+      await waitUntil(() => settled, 5000, "the wake-up open of our FIFO to release it");
     } finally {
       if (!settled) Deno.openSync(fifo, { write: true }).close(); // never leave it parked
       (await parked).close();
