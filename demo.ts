@@ -1,38 +1,36 @@
 /**
  * The demo: a server and the seed's client talking over FIFOs in a private directory,
- * both outputs shown with a label, then a check that no FIFO is left behind.
+ * each started with the card's permissions, both outputs shown with a label, then a check
+ * that no FIFO is left behind.
  *
  *     deno task demo
  *
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { type Proc, spawn } from "./tools/spawn.ts";
 
-const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+const CARD = ["--allow-read=/tmp", "--allow-write=/tmp", "--allow-run=mkfifo"];
 
-function label(name: string, stream: ReadableStream<Uint8Array>): Promise<void> {
-  return stream.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream(
-      {
-        buffered: "",
-        write(text: string) {
-          this.buffered += text;
-          const lines = this.buffered.split("\n");
-          this.buffered = lines.pop()!;
-          for (const line of lines) console.log(`[${name}] ${line}`);
-        },
-      } as UnderlyingSink<string> & { buffered: string },
-    ),
-  );
+/** Prints each whole line of a stream's pieces with `[name] ` in front. */
+function labelled(name: string): (text: string) => void {
+  let partial = "";
+  return (text) => {
+    const lines = (partial + text).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) console.log(`[${name}] ${line}`);
+  };
 }
 
-function spawn(script: string, flags: string[], args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, here(script), ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+/** Starts one of our CLIs with the card's permissions, its output labelled. */
+function start(script: "server.ts" | "client.ts", args: string[]): Proc {
+  const path = fileURLToPath(new URL(script, import.meta.url));
+  const label = labelled(script.replace(".ts", ""));
+  return spawn(Deno.execPath(), ["run", ...CARD, path, ...args], {
+    deadline: 60_000,
+    onStdout: label,
+    onStderr: label,
+  });
 }
 
 async function waitFor(path: string, ms: number): Promise<void> {
@@ -47,28 +45,12 @@ async function waitFor(path: string, ms: number): Promise<void> {
 
 async function main(): Promise<number> {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "fifo-demo-" });
-  const fifoFlags = [`--allow-write=${dir}`, "--allow-run=mkfifo"];
-  // Read access to lib/ lets the server run its echo loop on the fast worker engine.
-  const server = spawn("server.ts", [`--allow-read=${dir},${here("lib")}`, ...fifoFlags], [
-    "--dir",
-    dir,
-  ]);
-  const serverOutput = Promise.all([
-    label("server", server.stdout),
-    label("server", server.stderr),
-  ]);
+  await using server = start("server.ts", ["--dir", dir]);
   try {
-    await waitFor(`${dir}/pipe.ctl`, 10_000); // the server's own first line says where
-    const client = spawn("client.ts", [`--allow-read=${dir}`, ...fifoFlags], [
-      "--dir",
-      dir,
-      "--interval",
-      "300",
-    ]);
-    await Promise.all([label("client", client.stdout), label("client", client.stderr)]);
-    const clientStatus = await client.status;
-    const serverStatus = await server.status;
-    await serverOutput;
+    await waitFor(`${dir}/pipe.ctl`, 10_000); // the FIFO it publishes last
+    await using client = start("client.ts", ["--dir", dir, "--interval", "300"]);
+    const clientStatus = await client.done;
+    const serverStatus = await server.done;
     const left = [...Deno.readDirSync(dir)].map((e) => e.name);
     console.log(
       `[demo] client exited ${clientStatus.code}, server exited ${serverStatus.code}, ` +
@@ -76,9 +58,8 @@ async function main(): Promise<number> {
     );
     return clientStatus.code === 0 && serverStatus.code === 0 && left.length === 0 ? 0 : 1;
   } finally {
-    try {
-      server.kill("SIGTERM");
-    } catch { /* already gone */ }
+    server.kill("SIGTERM");
+    await server.exited;
     await Deno.remove(dir, { recursive: true });
   }
 }

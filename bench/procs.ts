@@ -1,8 +1,13 @@
 /**
- * The benchmark's subprocesses (every one with a deadline) and what /proc says of them.
+ * The benchmark's subprocesses (every one with a deadline) and what /proc says of them,
+ * on the helpers the tests use too (`tools/`).
  *
  * @module
  */
+import { type Finished, type Proc, spawn as spawnProc, type SpawnOptions } from "../tools/spawn.ts";
+import { memoryOf, readProc, readsProcDirectly, threadStates } from "../tools/proc_files.ts";
+
+export { type Memory, memoryOf, readProc } from "../tools/proc_files.ts";
 
 /** Every child still running: killed on interrupt. */
 export const live = new Set<Deno.ChildProcess>();
@@ -13,85 +18,31 @@ export function pinToCpu0(): void {
   pinned = true;
 }
 
-function wrap(command: string, args: string[]): [string, string[]] {
-  return pinned ? ["taskset", ["-c", "0", command, ...args]] : [command, args];
-}
+/** A benchmark subprocess: no deadline of its own ({@linkcode finish} sets one), killed on interrupt. */
+export type Spawned = Proc;
 
-export interface Spawned {
-  child: Deno.ChildProcess;
-  pid: number;
-  /** Settles when the process has exited (killed or not); never rejects. */
-  exited: Promise<Deno.CommandStatus | undefined>;
-  stdout(): string;
-  stderr(): string;
-  kill(signal?: Deno.Signal): void;
-}
-
-/** Collects a stream into text in the background. */
-function collect(stream: ReadableStream<Uint8Array> | null, onChunk?: (text: string) => void) {
-  let text = "";
-  const done = (async () => {
-    if (!stream) return;
-    const textDecoder = new TextDecoder();
-    try {
-      for await (const chunk of stream) {
-        const piece = textDecoder.decode(chunk, { stream: true });
-        text += piece;
-        if (text.length > 1 << 20) text = text.slice(-(1 << 19));
-        onChunk?.(piece);
-      }
-    } catch { /* killed */ }
-  })();
-  return { text: () => text, done };
-}
-
+/** Spawns `command` (on CPU 0 after {@linkcode pinToCpu0}), keeping the last MiB of output. */
 export function spawn(
   command: string,
   args: string[],
-  options: {
-    stdin?: "piped" | "null";
-    stdout?: "piped" | "null";
-    onStdout?: (text: string) => void;
-    cwd?: string;
-  } = {},
+  options: Pick<SpawnOptions, "stdin" | "stdout" | "onStdout" | "cwd"> = {},
 ): Spawned {
-  const [cmd, argv] = wrap(command, args);
-  const child = new Deno.Command(cmd, {
-    args: argv,
-    stdin: options.stdin ?? "null",
-    stdout: options.stdout ?? "piped",
-    stderr: "piped",
+  const proc = spawnProc(command, args, {
+    ...options,
+    deadline: Infinity,
+    keep: 1 << 20,
     env: { NO_COLOR: "1" },
-    cwd: options.cwd,
-  }).spawn();
-  live.add(child);
-  const out = collect(options.stdout === "null" ? null : child.stdout, options.onStdout);
-  const err = collect(child.stderr);
-  const exited = child.status.then(
-    async (status) => {
-      await Promise.all([out.done, err.done]);
-      return status;
-    },
-    () => undefined,
-  ).finally(() => live.delete(child));
-  return {
-    child,
-    pid: child.pid,
-    exited,
-    stdout: out.text,
-    stderr: err.text,
-    kill(signal: Deno.Signal = "SIGKILL") {
-      try {
-        child.kill(signal);
-      } catch { /* already gone */ }
-    },
-  };
+    prefix: pinned ? ["taskset", "-c", "0"] : undefined,
+  });
+  live.add(proc.child);
+  proc.exited.finally(() => live.delete(proc.child));
+  return proc;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for `proc` to exit for at most `ms`; kills it with SIGKILL past that. */
-export async function finish(proc: Spawned, ms: number): Promise<Deno.CommandStatus | undefined> {
+export async function finish(proc: Spawned, ms: number): Promise<Finished | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), ms));
   const result = await Promise.race([proc.exited, timedOut]);
@@ -151,52 +102,6 @@ export async function exists(command: string, args: string[]): Promise<string | 
 // ---------------------------------------------------------------------------------------
 // /proc and memory
 
-/**
- * Deno 2 reads /proc only with `--allow-all` (`--allow-read` alone is refused with
- * NotCapable). Without it, /proc is read through a `sh` subprocess: slower, so sampled less
- * often.
- */
-let procDirect = true;
-
-/** Reads /proc files (or, with a `*`, what a shell glob names), `undefined` on failure. */
-export async function readProc(paths: string[]): Promise<string[] | undefined> {
-  if (procDirect && !paths.some((p) => p.includes("*"))) {
-    try {
-      return paths.map((path) => Deno.readTextFileSync(path));
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotCapable)) return undefined;
-      procDirect = false;
-    }
-  }
-  try {
-    // Our own paths (digits and fixed names only), each file followed by a separator byte.
-    const script = paths.map((p) => `for f in ${p}; do cat "$f"; printf '\\036'; done`);
-    const { stdout } = await new Deno.Command("sh", {
-      args: ["-c", `${script.join("; ")} 2>/dev/null`],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const parts = new TextDecoder().decode(stdout).split("\x1e");
-    parts.pop();
-    return parts.length ? parts : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export interface Memory {
-  rssKiB: number;
-  hwmKiB: number;
-}
-
-export async function memoryOf(pid: number): Promise<Memory | undefined> {
-  const [status] = await readProc([`/proc/${pid}/status`]) ?? [""];
-  const field = (name: string) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+)`, "m"))?.[1]);
-  const rssKiB = field("VmRSS");
-  const hwmKiB = field("VmHWM");
-  return Number.isFinite(rssKiB) && Number.isFinite(hwmKiB) ? { rssKiB, hwmKiB } : undefined;
-}
-
 /** Polls a process's peak RSS (VmHWM) while it runs; `stop()` returns the largest seen. */
 export function watchMemory(pid: number) {
   let peak = 0;
@@ -206,7 +111,7 @@ export function watchMemory(pid: number) {
       if (memory) peak = Math.max(peak, memory.hwmKiB, memory.rssKiB);
     }).finally(() => busy = undefined);
   sample();
-  const timer = setInterval(sample, procDirect ? 25 : 100);
+  const timer = setInterval(sample, readsProcDirectly() ? 25 : 100);
   let stopped: Promise<number | undefined> | undefined;
   return {
     /** Takes a last sample (the process must still be running for it to count). */
@@ -224,18 +129,9 @@ export function watchMemory(pid: number) {
 
 /** Whether some thread of `pid` is parked opening a FIFO (the server waits for a client). */
 export async function parkedInOpen(pid: number): Promise<boolean | undefined> {
-  let wchans: string[] | undefined;
-  try {
-    const tasks = [...Deno.readDirSync(`/proc/${pid}/task`)].map((t) => t.name);
-    wchans = await readProc(tasks.map((t) => `/proc/${pid}/task/${t}/wchan`));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotCapable)) return undefined;
-    procDirect = false;
-    wchans = await readProc([`/proc/${pid}/task/*/wchan`]);
-  }
-  const names = (wchans ?? []).map((w) => w.trim());
-  if (names.includes("wait_for_partner")) return true;
-  return names.some((w) => w && w !== "0") ? false : undefined;
+  const states = await threadStates(pid);
+  if (/ wait_for_partner$/m.test(states)) return true;
+  return / [a-z_]+$/m.test(states) ? false : undefined; // no wchan at all: cannot tell
 }
 
 /** CPU time and context switches of a whole process (all its threads) so far. */

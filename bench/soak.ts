@@ -136,8 +136,9 @@ try {
     for (const server of servers) {
       try {
         const memory = await memoryOf(server.pid);
-        server.rss.push(memory.rss);
-        server.hwm = Math.max(server.hwm, memory.hwm);
+        if (!memory) continue; // stopped
+        server.rss.push(memory.rssKiB);
+        server.hwm = Math.max(server.hwm, memory.hwmKiB);
       } catch { /* stopped */ }
     }
   };

@@ -6,6 +6,11 @@
  */
 import { fileURLToPath } from "node:url";
 import { isServed } from "../lib/fifo_file.ts";
+import { type Proc, spawn, type SpawnOptions } from "../tools/spawn.ts";
+import { waitForThread } from "../tools/proc_files.ts";
+
+export { type Finished, type Proc, spawn } from "../tools/spawn.ts";
+export { memoryOf, threadStates, waitForThread } from "../tools/proc_files.ts";
 
 /** A permission flag a test may need beyond the card's `--allow-read --allow-write`. */
 export type PermissionFlag = "--allow-run" | "--allow-env";
@@ -152,91 +157,8 @@ export function flagsFor(_script: "server.ts" | "client.ts", dir: string): strin
   return [`--allow-read=${dir}`, `--allow-write=${dir}`, "--allow-run=mkfifo"];
 }
 
-/** A running subprocess whose output is collected; killed by `await using`. */
-export interface Proc extends AsyncDisposable {
-  child: Deno.ChildProcess;
-  /** Resolves with exit code and full output; rejects if it outlives its deadline. */
-  done: Promise<{ code: number; signal: string | null; stdout: string; stderr: string }>;
-  /** Output so far. */
-  stdout(): string;
-  stderr(): string;
-  /** Writes to its stdin (when `stdin: "piped"`). */
-  write(text: string | Uint8Array): Promise<void>;
-  closeStdin(): Promise<void>;
-}
-
-/** Options for {@linkcode run}. */
-export interface RunOptions {
-  /** Kill it (SIGKILL) and fail after this many ms. Default 30 s. */
-  deadline?: number;
-  stdin?: "piped" | "null";
-  env?: Record<string, string>;
-  cwd?: string;
-}
-
-/** Spawns any command with a deadline, collecting its output. */
-export function spawn(command: string, args: string[], options: RunOptions = {}): Proc {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: options.stdin ?? "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: options.env,
-    cwd: options.cwd,
-  }).spawn();
-  let out = "";
-  let err = "";
-  const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) add(text);
-  };
-  const outputs = Promise.all([
-    collect(child.stdout, (s) => out += s),
-    collect(child.stderr, (s) => err += s),
-  ]);
-  const deadline = options.deadline ?? 30_000;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      reject(
-        new Error(
-          `${command} ${args.join(" ")} outlived its ${deadline} ms deadline\n` +
-            `stdout: ${out}\nstderr: ${err}`,
-        ),
-      );
-    }, deadline);
-  });
-  const done = Promise.race([
-    (async () => {
-      const status = await child.status;
-      await outputs;
-      return { code: status.code, signal: status.signal, stdout: out, stderr: err };
-    })(),
-    expired,
-  ]).finally(() => clearTimeout(timer));
-  done.catch(() => {}); // observed by the caller; avoid an unhandled rejection meanwhile
-  const writer = options.stdin === "piped" ? child.stdin.getWriter() : undefined;
-  return {
-    child,
-    done,
-    stdout: () => out,
-    stderr: () => err,
-    async write(text) {
-      await writer!.write(typeof text === "string" ? new TextEncoder().encode(text) : text);
-    },
-    async closeStdin() {
-      await writer!.close();
-    },
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await done.catch(() => {});
-    },
-  };
-}
+/** Options for {@linkcode runCli}, {@linkcode serve} and the drivers' spawners. */
+export type RunOptions = SpawnOptions;
 
 /** Runs one of our CLIs under Deno with the scoped flags for `dir`. */
 export function runCli(
@@ -293,24 +215,6 @@ export function startServer(dir: string, args: string[] = [], options: RunOption
   return serve(dir, ["--quiet", ...args], options);
 }
 
-/**
- * Resident memory of process `pid` in KiB: now (`VmRSS`) and its peak so far (`VmHWM`).
- * Read through `cat`: Deno grants `/proc/PID/*` only to `--allow-all`, and `--allow-run` is
- * what the tests have.
- */
-export async function memoryOf(pid: number): Promise<{ rss: number; hwm: number }> {
-  const { code, stdout } = await new Deno.Command("cat", {
-    args: [`/proc/${pid}/status`],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  if (code !== 0) throw new Error(`Cannot read /proc/${pid}/status: is process ${pid} gone?`);
-  const status = new TextDecoder().decode(stdout);
-  const field = (name: string) =>
-    Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1]);
-  return { rss: field("VmRSS"), hwm: field("VmHWM") };
-}
-
 /** Every FIFO under `root`, recursively (for "nothing left behind" checks). */
 export function fifosUnder(root: string): string[] {
   const found: string[] = [];
@@ -352,40 +256,6 @@ export function spawnSoakClient(dir: string, args: string[], options: RunOptions
     dir,
     ...args,
   ], options);
-}
-
-/**
- * Waits until a thread of process `pid` shows `pattern` in its `comm wchan` line (one line
- * per thread), e.g. `/ wait_for_partner$/m` for a thread parked in `open()` of a FIFO, or
- * `/ \w*pipe_write$/m` for one blocked writing a full pipe (`anon_pipe_write` since Linux 6.x). `expect: false` waits until none
- * does. Read through `sh`: Deno grants `/proc/PID/*` only to `--allow-all`.
- */
-export async function waitForThread(
-  pid: number,
-  pattern: RegExp,
-  what: string,
-  { ms = 10_000, expect = true }: { ms?: number; expect?: boolean } = {},
-): Promise<void> {
-  for (const deadline = Date.now() + ms;;) {
-    if (pattern.test(await threadStates(pid)) === expect) return;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** `comm wchan` of every thread of process `pid`, a line each. */
-export async function threadStates(pid: number): Promise<string> {
-  const { stdout } = await new Deno.Command("sh", {
-    args: [
-      "-c",
-      'for t in /proc/$1/task/*; do echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null)"; done',
-      "sh",
-      String(pid),
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return new TextDecoder().decode(stdout);
 }
 
 /**
