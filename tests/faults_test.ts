@@ -23,6 +23,7 @@ import {
   spawnSoakClient,
   startServer,
   tempDir,
+  waitForStopped,
   waitForThread,
   waitUntil,
 } from "./helpers.ts";
@@ -416,6 +417,7 @@ test({
     await using server = await startServer(dir.path);
     server.child.kill("SIGSTOP"); // nobody reads the request FIFO for a moment
     try {
+      await waitForStopped(server.child.pid, "the server to stop");
       using control = FifoFile.openSync(`${dir.path}/pipe.ctl`, {
         access: "write",
         nonblocking: true,

@@ -87,3 +87,17 @@ export async function waitForThread(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Waits until every thread of process `pid` is stopped (state `T`, as SIGSTOP leaves it). */
+export async function waitForStopped(pid: number, what: string, ms = 10_000): Promise<void> {
+  for (const deadline = Date.now() + ms;;) {
+    const stats = await readProc([`/proc/${pid}/task/*/stat`]) ?? [];
+    // The state follows the command's closing parenthesis.
+    const states = stats.map((stat) =>
+      stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+    );
+    if (states.length && states.every((state) => state === "T")) return;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
