@@ -205,6 +205,10 @@ export async function serve(
     ]);
   } catch (error) {
     await server[Symbol.asyncDispose]();
+    if (error instanceof Error) {
+      error.message += `\nentries: ${entries(dir).join(" ")}\nserver stdout: ${server.stdout()}` +
+        `\nserver stderr: ${server.stderr()}`;
+    }
     throw error;
   }
   return server;
