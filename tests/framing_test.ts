@@ -517,3 +517,231 @@ Deno.test("FrameDecoder length: a header that spells text names the likely frami
     message: "Message of 256 bytes or more exceeds the maximum of 8 bytes",
   });
 });
+
+/** What an Echoer does with a stream that ends after `feed`: its echo, counts and failure. */
+interface FinishCase {
+  name: string;
+  framing: Framing;
+  maxMessage?: number;
+  feed: Uint8Array;
+  /** Everything echoed, the feeds' replies then finish()'s. */
+  echo: Uint8Array;
+  /** What finish() alone returns. */
+  last: Uint8Array;
+  messages: number;
+  exit?: boolean;
+  /** Its exact message, or a pattern where it depends on the pieces ("n bytes or more"). */
+  failure?: string | RegExp;
+}
+
+const none = new Uint8Array(0);
+const FINISH_CASES: FinishCase[] = [
+  {
+    name: "lines: a last line without \\n is echoed as sent",
+    framing: "lines",
+    feed: enc("a\nlast"),
+    echo: enc("a\nlast"),
+    last: enc("last"),
+    messages: 2,
+  },
+  {
+    name: "lines: a stream ending in \\n leaves nothing",
+    framing: "lines",
+    feed: enc("a\n\n"),
+    echo: enc("a\n\n"),
+    last: none,
+    messages: 2,
+  },
+  {
+    name: "lines: an empty stream leaves nothing",
+    framing: "lines",
+    feed: none,
+    echo: none,
+    last: none,
+    messages: 0,
+  },
+  {
+    name: "lines: a last line of exactly maxMessage bytes is echoed",
+    framing: "lines",
+    maxMessage: 4,
+    feed: enc("abcd"),
+    echo: enc("abcd"),
+    last: enc("abcd"),
+    messages: 1,
+  },
+  {
+    name: "lines: the exit word as a last line without \\n still stops",
+    framing: "lines",
+    feed: enc("a\nexit"),
+    echo: enc("a\n"),
+    last: none,
+    messages: 1,
+    exit: true,
+  },
+  {
+    name: "lines: after the exit word, the rest is not echoed",
+    framing: "lines",
+    feed: enc("exit\nrest"),
+    echo: none,
+    last: none,
+    messages: 0,
+    exit: true,
+  },
+  {
+    name: "lines: after a failure, the rest is not echoed and the failure stays",
+    framing: "lines",
+    maxMessage: 2,
+    feed: enc("ok\ntoolong\nx"),
+    echo: enc("ok\n"),
+    last: none,
+    messages: 1,
+    failure: /^Message of \d+ bytes or more exceeds the maximum of 2 bytes$/,
+  },
+  {
+    name: "length: complete frames leave nothing",
+    framing: "length",
+    feed: concatBytes([encodeFrame("length", enc("a")), encodeFrame("length", none)]),
+    echo: bytes(0, 0, 0, 1, 0x61, 0, 0, 0, 0),
+    last: none,
+    messages: 2,
+  },
+  {
+    name: "length: after the exit word, a partial frame is no failure",
+    framing: "length",
+    feed: concatBytes([encodeFrame("length", enc("exit")), bytes(0, 0)]),
+    echo: none,
+    last: none,
+    messages: 0,
+    exit: true,
+  },
+  {
+    name: "length: a partial header is refused",
+    framing: "length",
+    feed: bytes(0, 0),
+    echo: none,
+    last: none,
+    messages: 0,
+    failure: "The stream ended inside a message (2 bytes held or still expected)",
+  },
+  {
+    name: "length: a partial payload is refused",
+    framing: "length",
+    feed: bytes(0, 0, 0, 3, 0x61),
+    echo: none,
+    last: none,
+    messages: 0,
+    failure: "The stream ended inside a message (5 bytes held or still expected)",
+  },
+  {
+    name: "raw: nothing is ever pending",
+    framing: "raw",
+    feed: enc("a"),
+    echo: enc("a"),
+    last: none,
+    messages: 1,
+  },
+];
+
+for (const c of FINISH_CASES) {
+  Deno.test(`Echoer finish: ${c.name}`, () => {
+    // Whole and byte at a time; lines with and without a log (two code paths).
+    for (const logMessages of [false, true]) {
+      for (const pieces of [[c.feed], [...c.feed].map((b) => bytes(b))]) {
+        const what = `log ${logMessages}, ${pieces.length} pieces`;
+        const echoer = new Echoer(c.framing, { maxMessage: c.maxMessage, logMessages });
+        const out = pieces.map((piece) => echoer.feed(piece).slice());
+        const last = echoer.finish().slice();
+        assert.deepEqual(last, c.last, what);
+        assert.deepEqual(concatBytes([...out, last]), c.echo, what);
+        assert.equal(echoer.messages, c.messages, what);
+        assert.equal(echoer.exitRequested, c.exit ?? false, what);
+        if (c.failure instanceof RegExp) {
+          assert.match(echoer.failure?.message ?? "", c.failure, what);
+        } else assert.equal(echoer.failure?.message, c.failure, what);
+        // Whatever it ended with, finish() leaves nothing for the next stream.
+        assert.deepEqual(echoer.finish(), none, what);
+      }
+    }
+  });
+}
+
+Deno.test("Echoer finish: a large length message cut while streaming is refused", () => {
+  const stream = encodeFrame("length", new Uint8Array(20_000).fill(7));
+  const echoer = new Echoer("length"); // no log: messages over 16 KiB pass through in pieces
+  assert.deepEqual(echoer.feed(stream.subarray(0, 10_004)).slice(), stream.subarray(0, 10_004));
+  assert.deepEqual(echoer.finish(), none);
+  assert.equal(
+    echoer.failure?.message,
+    "The stream ended inside a message (10000 bytes held or still expected)",
+  );
+});
+
+Deno.test("Echoer reset: a partial message of the last stream is forgotten", () => {
+  for (const framing of ["lines", "length"] as const) {
+    const echoer = new Echoer(framing);
+    const whole = encodeFrame(framing, enc("next"));
+    assert.deepEqual(echoer.feed(encodeFrame(framing, enc("cut short")).subarray(0, 3)), none);
+    echoer.reset();
+    assert.deepEqual(echoer.feed(whole), whole, framing);
+    assert.deepEqual(echoer.finish(), none, framing);
+    assert.equal(echoer.failure, undefined, framing);
+  }
+  // A message cut while streaming (over 16 KiB, no log): the next stream's first message
+  // is whole again, so it can be the exit word.
+  const echoer = new Echoer("length");
+  echoer.feed(encodeFrame("length", new Uint8Array(20_000)).subarray(0, 10_004));
+  echoer.reset();
+  assert.deepEqual(echoer.feed(encodeFrame("length", enc("exit"))), none);
+  assert.equal(echoer.exitRequested, true);
+});
+
+Deno.test("Echoer: exactly maxMessage is echoed, one byte more fails, at every split point", () => {
+  for (const framing of ["lines", "length"] as const) {
+    for (const logMessages of [false, true]) {
+      for (const max of [1, 5]) {
+        const what = `${framing}, log ${logMessages}, max ${max}`;
+        const ok = encodeFrame(framing, new Uint8Array(max).fill(0x62));
+        const over = encodeFrame(framing, new Uint8Array(max + 1).fill(0x62));
+        for (let i = 0; i <= over.length; i++) {
+          const fits = new Echoer(framing, { maxMessage: max, logMessages });
+          if (i <= ok.length) {
+            const out = [ok.subarray(0, i), ok.subarray(i)].map((p) => fits.feed(p).slice());
+            assert.deepEqual(concatBytes(out), ok, `${what}, split at ${i}`);
+            assert.equal(fits.failure, undefined, `${what}, split at ${i}`);
+          }
+          const fails = new Echoer(framing, { maxMessage: max, logMessages });
+          const out = [over.subarray(0, i), over.subarray(i)].map((p) => fails.feed(p).slice());
+          assert.deepEqual(concatBytes(out), none, `${what}, split at ${i}`);
+          assert.match(
+            fails.failure?.message ?? "",
+            new RegExp(`exceeds the maximum of ${max} bytes$`),
+            `${what}, split at ${i}`,
+          );
+        }
+      }
+    }
+  }
+  // raw: a read is a message; more than maxMessage in one read fails.
+  const raw = new Echoer("raw", { maxMessage: 3 });
+  assert.deepEqual(raw.feed(enc("abc")), enc("abc"));
+  assert.deepEqual(raw.feed(enc("abcd")), none);
+  assert.equal(raw.failure?.message, "Message of 4 bytes or more exceeds the maximum of 3 bytes");
+});
+
+Deno.test("Echoer: zero-length messages are echoed and counted; an empty read is none", () => {
+  const cases = [
+    { framing: "lines", wire: enc("\n\n"), messages: 2 },
+    { framing: "length", wire: bytes(0, 0, 0, 0, 0, 0, 0, 0), messages: 2 },
+    { framing: "raw", wire: none, messages: 0 },
+  ] as const;
+  for (const { framing, wire, messages } of cases) {
+    for (const logMessages of [false, true]) {
+      const echoer = new Echoer(framing, { logMessages });
+      assert.deepEqual(echoer.feed(wire), wire, framing);
+      assert.deepEqual(echoer.feed(none), none, framing);
+      assert.equal(echoer.messages, messages, framing);
+      assert.equal(echoer.bytes, 0, framing);
+      assert.equal(echoer.takeLog(), logMessages ? "received msg: \n".repeat(messages) : "");
+    }
+  }
+});
