@@ -18,7 +18,8 @@ import { connect } from "../lib/connect.ts";
 import { FifoFile } from "../lib/fifo_file.ts";
 import { encodeFrame, type Framing, FRAMINGS } from "../lib/framing.ts";
 import { encodeRecord, RecordType } from "../lib/session_protocol.ts";
-import { expect, type FuzzCase, generateCase, Rng, subSeed } from "./fuzz_driver.ts";
+import { expect, type FuzzCase, generateCase, subSeed } from "./fuzz_cases.ts";
+import { Rng } from "./rng.ts";
 import {
   entries,
   fifosUnder,

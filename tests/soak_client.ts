@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { connect, type FifoConn } from "../lib/connect.ts";
 import type { Framing } from "../lib/framing.ts";
-import { Rng } from "./fuzz_driver.ts";
+import { Rng } from "./rng.ts";
 
 interface Stats {
   sent: number;
@@ -55,7 +55,7 @@ function die(message: string): never {
 /** A message valid in `framing`: any bytes but `\n` in lines; at least one byte in raw. */
 function message(rng: Rng, framing: Framing, maxSize: number): Uint8Array {
   // Log-uniform sizes: mostly small, now and then up to maxSize.
-  const size = Math.min(maxSize, Math.floor(2 ** (rng.u32() / 2 ** 32 * Math.log2(maxSize + 1))));
+  const size = Math.min(maxSize, Math.floor(2 ** (rng.float() * Math.log2(maxSize + 1))));
   const bytes = new Uint8Array(framing === "raw" ? Math.max(1, size) : size);
   const text = rng.chance(0.5);
   for (let i = 0; i < bytes.length; i++) {
