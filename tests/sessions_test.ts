@@ -38,7 +38,7 @@ import {
   stoppedLine,
   stopServer,
   summaryOf,
-} from "./session_driver.ts";
+} from "./session_scenarios.ts";
 
 /** Escapes `text` for use inside a RegExp. */
 const text = (bytes: Uint8Array | null) => bytes === null ? null : new TextDecoder().decode(bytes);

@@ -7,7 +7,7 @@
  * @module
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { echoScenario, idleScenario } from "./session_driver.ts";
+import { echoScenario, idleScenario } from "./session_scenarios.ts";
 import { requires } from "./helpers.ts";
 
 const test = requires("--allow-run");
