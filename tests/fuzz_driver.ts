@@ -103,15 +103,18 @@ function readToEnd(file: FifoFile): Uint8Array {
   }
 }
 
-function runPlain(
-  dir: string,
-  name: string,
-  framing: Framing,
-  max: number,
-  rng: Rng,
-  count: number,
-  pid: number,
-) {
+/** The command line of a fuzz batch: `COUNT` cases from `SEED` against server `PID`. */
+interface Batch {
+  dir: string;
+  name: string;
+  framing: Framing;
+  max: number;
+  rng: Rng;
+  count: number;
+  pid: number;
+}
+
+function runPlain({ dir, name, framing, max, rng, count, pid }: Batch): Summary {
   const inPath = `${dir}/${name}.in`;
   const outPath = `${dir}/${name}.out`;
   const summary = newSummary("plain", framing);
@@ -136,14 +139,7 @@ function runPlain(
   return summary;
 }
 
-async function runSession(
-  dir: string,
-  name: string,
-  framing: Framing,
-  max: number,
-  rng: Rng,
-  count: number,
-) {
+async function runSession({ dir, name, framing, max, rng, count }: Batch): Promise<Summary> {
   using client = await ProtocolClient.open(dir, name);
   const summary = newSummary("session", framing);
   for (let i = 0; i < count; i++) {
@@ -166,14 +162,7 @@ async function runSession(
   return summary;
 }
 
-async function runCtl(
-  dir: string,
-  name: string,
-  framing: Framing,
-  _max: number,
-  rng: Rng,
-  count: number,
-) {
+async function runCtl({ dir, name, framing, rng, count }: Batch): Promise<Summary> {
   // A HELLO that went unanswered may still be answered late: each retry uses a fresh
   // session directory, and the old ones stay open until the end so nothing lands astray.
   const clients = [await ProtocolClient.open(dir, name)];
@@ -255,9 +244,15 @@ async function runHold(dir: string, name: string, framing: Framing, count: numbe
   return { mode: "hold", made };
 }
 
+/** The checked modes, by name. */
+const BATCH_MODES: Record<string, (batch: Batch) => Summary | Promise<Summary>> = {
+  plain: runPlain,
+  session: runSession,
+  ctl: runCtl,
+};
+
 async function main(args: string[]): Promise<void> {
   const [mode, dir, name, framing, max, seed, count, pid] = args;
-  const rng = new Rng(Number(seed));
   const f = framing as Framing;
   const start = performance.now();
   if (mode === "flood") {
@@ -268,14 +263,16 @@ async function main(args: string[]): Promise<void> {
     await runHold(dir, name, f, Number(count));
     return;
   }
-  let summary: Summary;
-  if (mode === "plain") {
-    summary = runPlain(dir, name, f, Number(max), rng, Number(count), Number(pid));
-  } else if (mode === "session") {
-    summary = await runSession(dir, name, f, Number(max), rng, Number(count));
-  } else if (mode === "ctl") {
-    summary = await runCtl(dir, name, f, Number(max), rng, Number(count));
-  } else fail(`Unknown mode "${mode}"`);
+  const run = Object.hasOwn(BATCH_MODES, mode) ? BATCH_MODES[mode] : fail(`Unknown mode "${mode}"`);
+  const summary = await run({
+    dir,
+    name,
+    framing: f,
+    max: Number(max),
+    rng: new Rng(Number(seed)),
+    count: Number(count),
+    pid: Number(pid),
+  });
   summary.ms = Math.round(performance.now() - start);
   console.log(JSON.stringify(summary));
 }
