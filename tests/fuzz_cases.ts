@@ -15,6 +15,7 @@ import {
   RecordType,
   sessionPrefix,
 } from "../lib/session_protocol.ts";
+import { firstDifference } from "./first_difference.ts";
 import type { Rng } from "./rng.ts";
 
 /** Derives the seed of one batch from the run's seed, so each batch reproduces alone. */
@@ -182,11 +183,12 @@ export function expect(
 
 /** Compares an echo with the model's; returns a description of the first difference. */
 export function describeMismatch(want: Uint8Array, got: Uint8Array): string | undefined {
-  const n = Math.min(want.length, got.length);
-  for (let i = 0; i < n; i++) {
-    if (want[i] !== got[i]) return `byte ${i} differs (want ${want[i]}, got ${got[i]})`;
+  const i = firstDifference(want, got);
+  if (i < 0) return undefined;
+  if (i < want.length && i < got.length) {
+    return `byte ${i} differs (want ${want[i]}, got ${got[i]})`;
   }
-  if (want.length !== got.length) return `echo of ${got.length} bytes, want ${want.length}`;
+  return `echo of ${got.length} bytes, want ${want.length}`;
 }
 
 /** One malformed write for the request FIFO, and whether the server must log it. */

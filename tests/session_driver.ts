@@ -27,18 +27,13 @@ import { parseArgs } from "node:util";
 import { connect, type ConnectOptions, type FifoConn } from "../lib/connect.ts";
 import type { Framing } from "../lib/framing.ts";
 import { sessionPrefix } from "../lib/session_protocol.ts";
+import { CONNECTION_OPTIONS } from "./driver_options.ts";
+import { firstDifference } from "./first_difference.ts";
 import { MessageSource, type SizeDistribution } from "./message_source.ts";
 
 // bench/naive_ceiling.ts imports idleScenario from here: kept until it imports it from
 // session_scenarios.ts (not this change's file to edit).
 export { idleScenario } from "./session_scenarios.ts";
-
-/** Where two byte arrays first differ, or -1. */
-function firstDifference(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
-}
 
 function fail(message: string): never {
   throw new Error(message);
@@ -208,11 +203,8 @@ async function main(args: string[]): Promise<number> {
       allowPositionals: true,
       strict: true,
       options: {
-        dir: { type: "string" },
-        name: { type: "string", default: "pipe" },
-        framing: { type: "string", default: "lines" },
+        ...CONNECTION_OPTIONS,
         mode: { type: "string", default: "session" },
-        seed: { type: "string", default: "1" },
         count: { type: "string", default: "100" },
         "max-size": { type: "string", default: String(256 * 1024) },
         dist: { type: "string", default: "uniform" },

@@ -9,6 +9,7 @@ import { hasReader } from "../lib/fifo_file.ts";
 import { sessionPrefix } from "../lib/session_protocol.ts";
 import {
   entries,
+  flagsFor,
   type Proc,
   projectPath,
   type RunOptions,
@@ -26,17 +27,12 @@ export function runDriver(
   args: string[],
   options: RunOptions = {},
 ): Proc {
-  return spawn(Deno.execPath(), [
-    "run",
-    `--allow-read=${dir}`,
-    `--allow-write=${dir}`,
-    "--allow-run=mkfifo",
-    projectPath("tests/session_driver.ts"),
-    command,
-    "--dir",
-    dir,
-    ...args,
-  ], options);
+  const script = projectPath("tests/session_driver.ts");
+  return spawn(
+    Deno.execPath(),
+    ["run", ...flagsFor("client.ts", dir), script, command, "--dir", dir, ...args],
+    options,
+  );
 }
 
 /**

@@ -19,6 +19,8 @@
 import { parseArgs } from "node:util";
 import { connect, type FifoConn } from "../lib/connect.ts";
 import type { Framing } from "../lib/framing.ts";
+import { CONNECTION_OPTIONS } from "./driver_options.ts";
+import { firstDifference } from "./first_difference.ts";
 import { Rng } from "./rng.ts";
 
 interface Stats {
@@ -66,12 +68,6 @@ function message(rng: Rng, framing: Framing, maxSize: number): Uint8Array {
   return bytes;
 }
 
-function differs(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return true;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return true;
-  return false;
-}
-
 async function receiveExactly(conn: FifoConn, length: number, timeout: number) {
   // Raw replies come back cut where the server's reads fell: gather the bytes.
   const parts: Uint8Array[] = [];
@@ -117,14 +113,14 @@ async function client(options: Options, rng: Rng, stopping: () => boolean): Prom
       const got = await receiveExactly(conn, want, options.timeout);
       let at = 0;
       for (const m of batch) {
-        if (differs(m, got.subarray(at, at + m.length))) stats.corrupt++;
+        if (firstDifference(m, got.subarray(at, at + m.length)) >= 0) stats.corrupt++;
         at += m.length;
       }
     } else {
       for (const m of batch) {
         const reply = await conn.receive({ timeout: options.timeout });
         if (reply === null) throw new Error("The server closed the connection");
-        if (differs(m, reply)) stats.corrupt++;
+        if (firstDifference(m, reply) >= 0) stats.corrupt++;
       }
     }
     stats.echoed += batch.length;
@@ -137,12 +133,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      dir: { type: "string" },
-      name: { type: "string", default: "pipe" },
-      framing: { type: "string", default: "lines" },
+      ...CONNECTION_OPTIONS,
       clients: { type: "string", default: "4" },
       seconds: { type: "string", default: "10" },
-      seed: { type: "string", default: "1" },
       "max-size": { type: "string", default: "65536" },
       timeout: { type: "string", default: "5000" },
     },
