@@ -5,7 +5,7 @@
  *
  *     fuzz_driver.ts plain   DIR NAME FRAMING MAX SEED COUNT SERVER_PID
  *     fuzz_driver.ts session DIR NAME FRAMING MAX SEED COUNT
- *     fuzz_driver.ts ctl     DIR NAME FRAMING MAX SEED COUNT
+ *     fuzz_driver.ts ctl     DIR NAME FRAMING MAX SEED COUNT SERVER_PID
  *     fuzz_driver.ts flood   DIR NAME FRAMING MAX SEED BYTES
  *     fuzz_driver.ts hold    DIR NAME FRAMING MAX SEED COUNT
  *
@@ -17,7 +17,8 @@
  *   directory: HELLO, the case as DATA records, then read until the server drops the
  *   session (a rejected case) or the whole echo has come back (then BYE).
  * - `ctl`: raw garbage and malformed records written straight on `NAME.ctl`, each batch
- *   followed by a well-formed HELLO as a barrier (retried when the server dropped it).
+ *   followed, once the server has read it (its `rchar` in `/proc/PID/io`), by a
+ *   well-formed HELLO as a barrier (retried when the server dropped it).
  * - `flood`: a session client that sends BYTES and never reads (until its stdin closes), so
  *   that the server must drop it.
  * - `hold`: one live client opening and ending COUNT sessions on one session directory,
@@ -56,6 +57,12 @@ function descriptorsOn(pid: number, matches: (target: string) => boolean): numbe
     } catch { /* closed meanwhile */ }
   }
   return count;
+}
+
+/** Bytes process `pid` has read so far from any file (`rchar`). */
+function bytesRead(pid: number): number {
+  const io = Deno.readTextFileSync(`/proc/${pid}/io`);
+  return Number(io.match(/^rchar: (\d+)$/m)?.[1] ?? fail(`No rchar in /proc/${pid}/io`));
 }
 
 /** Waits until `check` holds, for at most `ms`. */
@@ -162,11 +169,15 @@ async function runSession({ dir, name, framing, max, rng, count }: Batch): Promi
   return summary;
 }
 
-async function runCtl({ dir, name, framing, rng, count }: Batch): Promise<Summary> {
+async function runCtl({ dir, name, framing, rng, count, pid }: Batch): Promise<Summary> {
   // A HELLO that went unanswered may still be answered late: each retry uses a fresh
   // session directory, and the old ones stay open until the end so nothing lands astray.
   const clients = [await ProtocolClient.open(dir, name)];
   const summary = newSummary("ctl", framing, { barriers: 0, barriersDropped: 0 });
+  // The server reads little else meanwhile (the test waits for this process), so its
+  // rchar passing what we wrote on NAME.ctl means it has read all of that.
+  const readBefore = bytesRead(pid);
+  const written = () => clients.reduce((n, client) => n + client.ctlBytes, 0);
   try {
     const batch = 25;
     for (let i = 0; i < count;) {
@@ -179,8 +190,9 @@ async function runCtl({ dir, name, framing, rng, count }: Batch): Promise<Summar
         summary.cases++;
       }
       // Barrier: once our HELLO is answered, every byte written before it has been read. A
-      // HELLO that shares a read with garbage is dropped with it: retry, and count that.
-      sleepMs(5);
+      // HELLO that shares a read with garbage is dropped with it: send it once the server
+      // has read the garbage, and should it still be dropped, retry and count that.
+      spinUntil(() => bytesRead(pid) - readBefore >= written(), 10_000, "the server to read");
       let id: number | undefined;
       for (let attempt = 0; (id = client.hello(framing, 2000)) === undefined; attempt++) {
         summary.barriersDropped = (summary.barriersDropped as number) + 1;

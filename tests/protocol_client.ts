@@ -32,6 +32,7 @@ export class ProtocolClient implements Disposable {
   readonly ctl: FifoFile;
   #made: [string, Deno.FileInfo][];
   #handshakeTail: Uint8Array = new Uint8Array(0);
+  #ctlBytes = 0;
 
   private constructor(dir: string, made: [string, Deno.FileInfo][], files: FifoFile[]) {
     this.dir = dir;
@@ -54,8 +55,14 @@ export class ProtocolClient implements Disposable {
     return new ProtocolClient(sessionDir, made, files);
   }
 
+  /** How many bytes this client wrote on the request FIFO so far. */
+  get ctlBytes(): number {
+    return this.#ctlBytes;
+  }
+
   /** Writes bytes on the request FIFO, waiting while it is full. */
   writeCtl(bytes: Uint8Array): void {
+    this.#ctlBytes += bytes.length;
     for (let done = 0; done < bytes.length;) {
       const n = this.ctl.tryWrite(bytes.subarray(done));
       done += n;
@@ -65,6 +72,7 @@ export class ProtocolClient implements Disposable {
 
   /** Writes packed records in atomic pieces that end on record boundaries. */
   writeRecords(records: Uint8Array, ends: number[]): void {
+    this.#ctlBytes += records.length;
     let start = 0;
     for (let i = 0; i < ends.length;) {
       let end = ends[i++];
