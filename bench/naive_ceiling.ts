@@ -11,7 +11,7 @@
  * deadline, so a stall cannot hang the benchmark.
  *
  * Part 2: one server, one client process holding 1,000 idle sessions while one more session
- * does 100 checked round trips (tests/session_driver.ts), against a run with no idle ones.
+ * does 100 checked round trips (tests/session_scenarios.ts), against a run with no idle ones.
  *
  * Prints a short Markdown report.
  *
@@ -19,7 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { spawn, tempDir } from "../tests/helpers.ts";
-import { idleScenario } from "../tests/session_driver.ts";
+import { idleScenario } from "../tests/session_scenarios.ts";
 
 /** How long a read with data ready may take before we call the process stalled. */
 const STALL_MS = 2000;

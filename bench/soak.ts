@@ -19,7 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import type { Framing } from "../lib/framing.ts";
-import { Rng } from "../tests/fuzz_driver.ts";
+import { Rng } from "../tests/rng.ts";
 import { entries, memoryOf, type Proc, spawnSoakClient, startServer } from "../tests/helpers.ts";
 
 const { values } = parseArgs({

@@ -10,7 +10,15 @@ import { type Proc, spawn, type SpawnOptions } from "../tools/spawn.ts";
 import { waitForThread } from "../tools/proc_files.ts";
 
 export { type Finished, type Proc, spawn } from "../tools/spawn.ts";
-export { memoryOf, threadStates, waitForStopped, waitForThread } from "../tools/proc_files.ts";
+export {
+  ioOf,
+  memoryOf,
+  procField,
+  threadStates,
+  waitForProc,
+  waitForStopped,
+  waitForThread,
+} from "../tools/proc_files.ts";
 
 /** A permission flag a test may need beyond the card's `--allow-read --allow-write`. */
 export type PermissionFlag = "--allow-run" | "--allow-env";

@@ -19,7 +19,9 @@
 import { parseArgs } from "node:util";
 import { connect, type FifoConn } from "../lib/connect.ts";
 import type { Framing } from "../lib/framing.ts";
-import { Rng } from "./fuzz_driver.ts";
+import { CONNECTION_OPTIONS } from "./driver_options.ts";
+import { firstDifference } from "./first_difference.ts";
+import { Rng } from "./rng.ts";
 
 interface Stats {
   sent: number;
@@ -55,7 +57,7 @@ function die(message: string): never {
 /** A message valid in `framing`: any bytes but `\n` in lines; at least one byte in raw. */
 function message(rng: Rng, framing: Framing, maxSize: number): Uint8Array {
   // Log-uniform sizes: mostly small, now and then up to maxSize.
-  const size = Math.min(maxSize, Math.floor(2 ** (rng.u32() / 2 ** 32 * Math.log2(maxSize + 1))));
+  const size = Math.min(maxSize, Math.floor(2 ** (rng.float() * Math.log2(maxSize + 1))));
   const bytes = new Uint8Array(framing === "raw" ? Math.max(1, size) : size);
   const text = rng.chance(0.5);
   for (let i = 0; i < bytes.length; i++) {
@@ -64,12 +66,6 @@ function message(rng: Rng, framing: Framing, maxSize: number): Uint8Array {
     bytes[i] = b;
   }
   return bytes;
-}
-
-function differs(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return true;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return true;
-  return false;
 }
 
 async function receiveExactly(conn: FifoConn, length: number, timeout: number) {
@@ -117,14 +113,14 @@ async function client(options: Options, rng: Rng, stopping: () => boolean): Prom
       const got = await receiveExactly(conn, want, options.timeout);
       let at = 0;
       for (const m of batch) {
-        if (differs(m, got.subarray(at, at + m.length))) stats.corrupt++;
+        if (firstDifference(m, got.subarray(at, at + m.length)) >= 0) stats.corrupt++;
         at += m.length;
       }
     } else {
       for (const m of batch) {
         const reply = await conn.receive({ timeout: options.timeout });
         if (reply === null) throw new Error("The server closed the connection");
-        if (differs(m, reply)) stats.corrupt++;
+        if (firstDifference(m, reply) >= 0) stats.corrupt++;
       }
     }
     stats.echoed += batch.length;
@@ -137,12 +133,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      dir: { type: "string" },
-      name: { type: "string", default: "pipe" },
-      framing: { type: "string", default: "lines" },
+      ...CONNECTION_OPTIONS,
       clients: { type: "string", default: "4" },
       seconds: { type: "string", default: "10" },
-      seed: { type: "string", default: "1" },
       "max-size": { type: "string", default: "65536" },
       timeout: { type: "string", default: "5000" },
     },

@@ -47,11 +47,43 @@ export interface Memory {
 
 /** {@linkcode Memory} of process `pid`; `undefined` once it is gone. */
 export async function memoryOf(pid: number): Promise<Memory | undefined> {
-  const [status] = await readProc([`/proc/${pid}/status`]) ?? [""];
-  const field = (name: string) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+)`, "m"))?.[1]);
-  const rssKiB = field("VmRSS");
-  const hwmKiB = field("VmHWM");
-  return Number.isFinite(rssKiB) && Number.isFinite(hwmKiB) ? { rssKiB, hwmKiB } : undefined;
+  const [status] = await readProc([`/proc/${pid}/status`]) ?? [];
+  if (status === undefined) return undefined;
+  return { rssKiB: procField(status, "VmRSS"), hwmKiB: procField(status, "VmHWM") };
+}
+
+/** The number after `name:` in a `/proc` file (`rchar`, `wchar` of `io`; `VmRSS` of `status`). */
+export function procField(text: string, name: string): number {
+  const value = text.match(new RegExp(`^${name}:\\s+(\\d+)`, "m"))?.[1];
+  if (value === undefined) throw new Error(`No field ${name} in ${JSON.stringify(text)}`);
+  return Number(value);
+}
+
+/** Bytes process `pid` has read (`rchar`) and written (`wchar`) so far, any file. */
+export async function ioOf(pid: number): Promise<{ read: number; written: number }> {
+  const [io] = await readProc([`/proc/${pid}/io`]) ?? [];
+  if (io === undefined) throw new Error(`Cannot read /proc/${pid}/io: is process ${pid} gone?`);
+  return { read: procField(io, "rchar"), written: procField(io, "wchar") };
+}
+
+/**
+ * Polls `/proc/PID/PATTERN` (a shell glob such as `task/*\/wchan`) until `check` holds
+ * for the files' contents; throws after `ms`, or at once when the process is gone.
+ */
+export async function waitForProc(
+  pid: number,
+  pattern: string,
+  check: (texts: string[]) => boolean,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  for (const deadline = Date.now() + ms;;) {
+    const texts = await readProc([`/proc/${pid}/${pattern}`]) ?? [];
+    if (texts.length === 0) throw new Error(`Process ${pid} is gone while waiting for ${what}`);
+    if (check(texts)) return;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** `comm wchan` of every thread of process `pid`, a line each; `""` once it is gone. */
@@ -89,15 +121,8 @@ export async function waitForThread(
 }
 
 /** Waits until every thread of process `pid` is stopped (state `T`, as SIGSTOP leaves it). */
-export async function waitForStopped(pid: number, what: string, ms = 10_000): Promise<void> {
-  for (const deadline = Date.now() + ms;;) {
-    const stats = await readProc([`/proc/${pid}/task/*/stat`]) ?? [];
-    // The state follows the command's closing parenthesis.
-    const states = stats.map((stat) =>
-      stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-    );
-    if (states.length && states.every((state) => state === "T")) return;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+export function waitForStopped(pid: number, what: string, ms = 10_000): Promise<void> {
+  // The state is the field after the command's closing parenthesis.
+  const stopped = (stat: string) => stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+  return waitForProc(pid, "task/*/stat", (stats) => stats.every(stopped), what, ms);
 }
