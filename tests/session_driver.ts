@@ -31,9 +31,6 @@ import { CONNECTION_OPTIONS } from "./driver_options.ts";
 import { firstDifference } from "./first_difference.ts";
 import { MessageSource, type SizeDistribution } from "./message_source.ts";
 
-// bench/naive_ceiling.ts imports idleScenario from here: kept until it imports it from
-// session_scenarios.ts (not this change's file to edit).
-
 function fail(message: string): never {
   throw new Error(message);
 }
