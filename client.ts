@@ -14,12 +14,12 @@ import {
   parseName,
   reportFailure,
   UsageError,
-} from "./lib/cli_support.ts";
-import { concatBytes } from "./lib/concat_bytes.ts";
-import { connect, type FifoConn } from "./lib/connect.ts";
-import { filter } from "./lib/filter.ts";
-import { printable } from "./lib/printable.ts";
-import { writeStdoutSync } from "./lib/write_stdout.ts";
+} from "./lib/cli/cli_support.ts";
+import { concatBytes } from "./lib/framing/concat_bytes.ts";
+import { connect, type FifoConn } from "./lib/session/connect.ts";
+import { filter } from "./lib/cli/filter.ts";
+import { printable } from "./lib/framing/printable.ts";
+import { writeStdoutSync } from "./lib/framing/write_stdout.ts";
 
 const USAGE =
   `Usage: deno run --allow-read=/tmp --allow-write=/tmp --allow-run=mkfifo client.ts [options]

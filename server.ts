@@ -13,7 +13,7 @@ import {
   parseFraming,
   parseName,
   reportFailure,
-} from "./lib/cli_support.ts";
+} from "./lib/cli/cli_support.ts";
 import { serveEcho } from "./lib/serve_echo.ts";
 
 const USAGE =

@@ -2,7 +2,7 @@
 
     python3 bench/idle_sessions.py DIR NAME COUNT
 
-Speaks the session protocol (lib/session_protocol.ts) from outside our code, as any client
+Speaks the session protocol (lib/session/session_protocol.ts) from outside our code, as any client
 may: a private 0700 directory DIR/NAME.session-XXXX with the FIFOs `reply` and `alive`
 (0600), `alive` held read-write for the process's life, one HELLO record written to
 DIR/NAME.ctl in a single write(2). Prints {"ready": COUNT} once every handshake is in, then

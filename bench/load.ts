@@ -15,8 +15,8 @@
  * @module
  */
 import { basename, dirname } from "node:path";
-import { connect } from "../lib/connect.ts";
-import { FifoFile } from "../lib/fifo_file.ts";
+import { connect } from "../lib/session/connect.ts";
+import { FifoFile } from "../lib/fifo/fifo_file.ts";
 
 /** Bytes of message `i` of `size`: a run of letters ending in `\n`. */
 export function message(size: number): Uint8Array {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { FifoFile } from "../lib/fifo_file.ts";
+import { FifoFile } from "../lib/fifo/fifo_file.ts";
 import { streamUnit } from "./load.ts";
 
 interface Job {

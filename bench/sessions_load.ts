@@ -23,7 +23,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { connect, type FifoConn } from "../lib/connect.ts";
+import { connect, type FifoConn } from "../lib/session/connect.ts";
 
 function fail(text: string): never {
   console.error(`error: ${text}`);

@@ -18,7 +18,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { Framing } from "../lib/framing.ts";
+import type { Framing } from "../lib/framing/framing.ts";
 import { Rng } from "../tests/rng.ts";
 import { entries, memoryOf, type Proc, spawnSoakClient, startServer } from "../tests/helpers.ts";
 

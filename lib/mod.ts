@@ -31,16 +31,16 @@
  *
  * @module
  */
-export { connect, type ConnectOptions, FifoConn, type ReceiveOptions } from "./connect.ts";
-export { Echoer, type EchoerOptions } from "./echoer.ts";
-export { type FifoAccess, FifoFile, type OpenFifoOptions, PIPE_BUF } from "./fifo_file.ts";
+export { connect, type ConnectOptions, FifoConn, type ReceiveOptions } from "./session/connect.ts";
+export { Echoer, type EchoerOptions } from "./framing/echoer.ts";
+export { type FifoAccess, FifoFile, type OpenFifoOptions, PIPE_BUF } from "./fifo/fifo_file.ts";
 export {
   filter,
   type FilterOptions,
   type FilterSink,
   type FilterSource,
   type FilterStats,
-} from "./filter.ts";
+} from "./cli/filter.ts";
 export {
   DEFAULT_MAX_MESSAGE,
   encodeFrame,
@@ -49,16 +49,16 @@ export {
   type Framing,
   FRAMINGS,
   type MessageCallback,
-} from "./framing.ts";
+} from "./framing/framing.ts";
 export {
   FifoListener,
   FifoServerConn,
   listen,
   type ListenOptions,
   type WaitOptions,
-} from "./listen.ts";
-export { makeFifo, type MakeFifoOptions, removeFifo } from "./make_fifo.ts";
-export { printable } from "./printable.ts";
+} from "./session/listen.ts";
+export { makeFifo, type MakeFifoOptions, removeFifo } from "./fifo/make_fifo.ts";
+export { printable } from "./framing/printable.ts";
 export {
   EchoServer,
   type EchoServerOptions,

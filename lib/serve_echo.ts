@@ -1,14 +1,14 @@
-import { currentUid } from "./current_uid.ts";
-import { isServed } from "./fifo_file.ts";
-import { FifoKeeper } from "./fifo_keeper.ts";
-import { DEFAULT_MAX_MESSAGE, FrameDecoder, type Framing } from "./framing.ts";
-import { PlainEngine } from "./plain_engine.ts";
-import { Echoer } from "./echoer.ts";
-import { type HubSession, SessionHub } from "./session_hub.ts";
-import { checkServerDir, serverPlace } from "./server_place.ts";
-import { assertStillOurs, startHub } from "./start_hub.ts";
-import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
-import { writeStdoutSync } from "./write_stdout.ts";
+import { currentUid } from "./fifo/current_uid.ts";
+import { isServed } from "./fifo/fifo_file.ts";
+import { FifoKeeper } from "./fifo/fifo_keeper.ts";
+import { DEFAULT_MAX_MESSAGE, FrameDecoder, type Framing } from "./framing/framing.ts";
+import { PlainEngine } from "./plain/plain_engine.ts";
+import { Echoer } from "./framing/echoer.ts";
+import { type HubSession, SessionHub } from "./session/session_hub.ts";
+import { checkServerDir, serverPlace } from "./fifo/server_place.ts";
+import { assertStillOurs, startHub } from "./session/start_hub.ts";
+import { assertMkfifoAllowed } from "./fifo/mkfifo_permission.ts";
+import { writeStdoutSync } from "./framing/write_stdout.ts";
 
 /** Options for {@linkcode serveEcho}. */
 export interface EchoServerOptions {

@@ -1,5 +1,5 @@
 /**
- * Bundles each worker module into a generated `lib/*_bundle.ts` that exports its source as
+ * Bundles each worker module into a generated `lib/plain/*_bundle.ts` that exports its source as
  * a string, so that {@linkcode startBundledWorker} can start it without read permission.
  *
  *     deno task bundle            # regenerate
@@ -20,8 +20,8 @@ interface Entry {
 
 const ENTRIES: Entry[] = [
   {
-    entry: "lib/plain_worker.ts",
-    output: "lib/plain_worker_bundle.ts",
+    entry: "lib/plain/plain_worker.ts",
+    output: "lib/plain/plain_worker_bundle.ts",
     constant: "PLAIN_WORKER_SOURCE",
     summary: "The plain pair's input worker (`plain_worker.ts`), bundled.",
   },

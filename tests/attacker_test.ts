@@ -12,9 +12,9 @@
  */
 import assert from "node:assert/strict";
 import { closeSync, constants, openSync } from "node:fs";
-import { connect } from "../lib/connect.ts";
-import { listen } from "../lib/listen.ts";
-import { makeFifo } from "../lib/make_fifo.ts";
+import { connect } from "../lib/session/connect.ts";
+import { listen } from "../lib/session/listen.ts";
+import { makeFifo } from "../lib/fifo/make_fifo.ts";
 import {
   entries,
   isRunning,

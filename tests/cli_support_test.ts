@@ -16,7 +16,7 @@ import {
   parseName,
   reportFailure,
   UsageError,
-} from "../lib/cli_support.ts";
+} from "../lib/cli/cli_support.ts";
 
 /** The UsageError `parse` throws; fails the test if it throws none or another error. */
 function usageErrorOf(parse: () => unknown, what: string): UsageError {

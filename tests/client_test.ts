@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { isServed } from "../lib/fifo_file.ts";
+import { isServed } from "../lib/fifo/fifo_file.ts";
 import {
   entries,
   type Proc,

@@ -6,9 +6,9 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { connect } from "../lib/connect.ts";
-import { FifoFile, hasReader } from "../lib/fifo_file.ts";
-import { encodeRecord, RecordType } from "../lib/session_protocol.ts";
+import { connect } from "../lib/session/connect.ts";
+import { FifoFile, hasReader } from "../lib/fifo/fifo_file.ts";
+import { encodeRecord, RecordType } from "../lib/session/session_protocol.ts";
 import {
   entries,
   fifosUnder,

@@ -5,8 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { FifoFile } from "../lib/fifo_file.ts";
-import { makeFifo } from "../lib/make_fifo.ts";
+import { FifoFile } from "../lib/fifo/fifo_file.ts";
+import { makeFifo } from "../lib/fifo/make_fifo.ts";
 import { requires, tempDir, waitForThread } from "./helpers.ts";
 
 /** A thread parked in `open()` of a FIFO, waiting for its peer. */

@@ -3,12 +3,12 @@
  *
  * @module
  */
-import { concatBytes } from "../lib/concat_bytes.ts";
+import { concatBytes } from "../lib/framing/concat_bytes.ts";
 import assert from "node:assert/strict";
-import { FrameDecoder, type Framing } from "../lib/framing.ts";
-import { encodeFrame } from "../lib/framing.ts";
-import { printable } from "../lib/printable.ts";
-import { Echoer } from "../lib/echoer.ts";
+import { FrameDecoder, type Framing } from "../lib/framing/framing.ts";
+import { encodeFrame } from "../lib/framing/framing.ts";
+import { printable } from "../lib/framing/printable.ts";
+import { Echoer } from "../lib/framing/echoer.ts";
 
 const enc = (text: string) => new TextEncoder().encode(text);
 const bytes = (...values: number[]) => new Uint8Array(values);

@@ -6,15 +6,15 @@
  *
  * @module
  */
-import { concatBytes } from "../lib/concat_bytes.ts";
-import { PIPE_BUF } from "../lib/fifo_file.ts";
-import type { Framing } from "../lib/framing.ts";
+import { concatBytes } from "../lib/framing/concat_bytes.ts";
+import { PIPE_BUF } from "../lib/fifo/fifo_file.ts";
+import type { Framing } from "../lib/framing/framing.ts";
 import {
   encodeRecord,
   MAX_RECORD_PAYLOAD,
   RecordType,
   sessionPrefix,
-} from "../lib/session_protocol.ts";
+} from "../lib/session/session_protocol.ts";
 import { firstDifference } from "./first_difference.ts";
 import type { Rng } from "./rng.ts";
 

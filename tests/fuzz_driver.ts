@@ -29,10 +29,10 @@
  *
  * @module
  */
-import { concatBytes } from "../lib/concat_bytes.ts";
-import { FifoFile } from "../lib/fifo_file.ts";
-import { encodeFrame, type Framing } from "../lib/framing.ts";
-import { encodeData } from "../lib/session_protocol.ts";
+import { concatBytes } from "../lib/framing/concat_bytes.ts";
+import { FifoFile } from "../lib/fifo/fifo_file.ts";
+import { encodeFrame, type Framing } from "../lib/framing/framing.ts";
+import { encodeData } from "../lib/session/session_protocol.ts";
 import {
   describeMismatch,
   expect,

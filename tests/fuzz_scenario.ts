@@ -12,9 +12,9 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { concatBytes } from "../lib/concat_bytes.ts";
-import { connect } from "../lib/connect.ts";
-import { encodeFrame, type Framing } from "../lib/framing.ts";
+import { concatBytes } from "../lib/framing/concat_bytes.ts";
+import { connect } from "../lib/session/connect.ts";
+import { encodeFrame, type Framing } from "../lib/framing/framing.ts";
 import { expect, type Expectation, type FuzzCase, generateCase, subSeed } from "./fuzz_cases.ts";
 import {
   entries,

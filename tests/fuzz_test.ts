@@ -13,10 +13,10 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { connect } from "../lib/connect.ts";
-import { FifoFile } from "../lib/fifo_file.ts";
-import { FRAMINGS } from "../lib/framing.ts";
-import { encodeRecord, RecordType } from "../lib/session_protocol.ts";
+import { connect } from "../lib/session/connect.ts";
+import { FifoFile } from "../lib/fifo/fifo_file.ts";
+import { FRAMINGS } from "../lib/framing/framing.ts";
+import { encodeRecord, RecordType } from "../lib/session/session_protocol.ts";
 import { fuzzSeed, fuzzServer, type FuzzSize, logLines, roundTrip } from "./fuzz_scenario.ts";
 import {
   ioOf,

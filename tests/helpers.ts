@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { isServed } from "../lib/fifo_file.ts";
+import { isServed } from "../lib/fifo/fifo_file.ts";
 import { type Proc, spawn, type SpawnOptions } from "../tools/spawn.ts";
 import { waitForThread } from "../tools/proc_files.ts";
 

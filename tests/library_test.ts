@@ -9,9 +9,9 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { connect, FifoConn } from "../lib/connect.ts";
+import { connect, FifoConn } from "../lib/session/connect.ts";
 import { EchoServer, serveEcho } from "../lib/serve_echo.ts";
-import { FifoListener, FifoServerConn, listen } from "../lib/listen.ts";
+import { FifoListener, FifoServerConn, listen } from "../lib/session/listen.ts";
 import { entries, requires, spawn, tempDir, waitUntil } from "./helpers.ts";
 
 const test = requires("--allow-run");

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Framing } from "../lib/framing.ts";
+import type { Framing } from "../lib/framing/framing.ts";
 import { Rng } from "./rng.ts";
 
 /** Sizes every `echo` client starts with: the edges of records, PIPE_BUF and pipe buffers. */

@@ -18,11 +18,17 @@ import {
   type OutputEnd,
   runPlainInput,
   STALL_MS,
-} from "../lib/plain_input.ts";
-import { Blocked, type InputEvent, type PlainConfig, Slot, SLOTS } from "../lib/plain_protocol.ts";
-import { printable } from "../lib/printable.ts";
-import { encodeFrame, type Framing, FRAMINGS } from "../lib/framing.ts";
-import { concatBytes } from "../lib/concat_bytes.ts";
+} from "../lib/plain/plain_input.ts";
+import {
+  Blocked,
+  type InputEvent,
+  type PlainConfig,
+  Slot,
+  SLOTS,
+} from "../lib/plain/plain_protocol.ts";
+import { printable } from "../lib/framing/printable.ts";
+import { encodeFrame, type Framing, FRAMINGS } from "../lib/framing/framing.ts";
+import { concatBytes } from "../lib/framing/concat_bytes.ts";
 
 const enc = (text: string) => new TextEncoder().encode(text);
 const bytes = (...values: number[]) => new Uint8Array(values);

@@ -7,11 +7,11 @@
  *
  * @module
  */
-import { concatBytes } from "../lib/concat_bytes.ts";
-import { FifoFile, PIPE_BUF } from "../lib/fifo_file.ts";
-import type { Framing } from "../lib/framing.ts";
-import { makeFifo, removeFifo } from "../lib/make_fifo.ts";
-import { encodeRecord, RecordType, sessionPrefix } from "../lib/session_protocol.ts";
+import { concatBytes } from "../lib/framing/concat_bytes.ts";
+import { FifoFile, PIPE_BUF } from "../lib/fifo/fifo_file.ts";
+import type { Framing } from "../lib/framing/framing.ts";
+import { makeFifo, removeFifo } from "../lib/fifo/make_fifo.ts";
+import { encodeRecord, RecordType, sessionPrefix } from "../lib/session/session_protocol.ts";
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 

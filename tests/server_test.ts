@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { printable } from "../lib/printable.ts";
+import { printable } from "../lib/framing/printable.ts";
 import {
   entries,
   flagsFor,

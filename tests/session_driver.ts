@@ -24,9 +24,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { connect, type ConnectOptions, type FifoConn } from "../lib/connect.ts";
-import type { Framing } from "../lib/framing.ts";
-import { sessionPrefix } from "../lib/session_protocol.ts";
+import { connect, type ConnectOptions, type FifoConn } from "../lib/session/connect.ts";
+import type { Framing } from "../lib/framing/framing.ts";
+import { sessionPrefix } from "../lib/session/session_protocol.ts";
 import { CONNECTION_OPTIONS } from "./driver_options.ts";
 import { firstDifference } from "./first_difference.ts";
 import { MessageSource, type SizeDistribution } from "./message_source.ts";

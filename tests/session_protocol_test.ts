@@ -6,8 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { concatBytes } from "../lib/concat_bytes.ts";
-import { PIPE_BUF } from "../lib/fifo_file.ts";
+import { concatBytes } from "../lib/framing/concat_bytes.ts";
+import { PIPE_BUF } from "../lib/fifo/fifo_file.ts";
 import {
   encodeAck,
   encodeData,
@@ -20,7 +20,7 @@ import {
   ReplyDecoder,
   ReplyType,
   sessionPrefix,
-} from "../lib/session_protocol.ts";
+} from "../lib/session/session_protocol.ts";
 
 const enc = (text: string) => new TextEncoder().encode(text);
 const bytes = (...values: number[]) => new Uint8Array(values);

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { Framing } from "../lib/framing.ts";
-import { hasReader } from "../lib/fifo_file.ts";
-import { sessionPrefix } from "../lib/session_protocol.ts";
+import type { Framing } from "../lib/framing/framing.ts";
+import { hasReader } from "../lib/fifo/fifo_file.ts";
+import { sessionPrefix } from "../lib/session/session_protocol.ts";
 import {
   entries,
   flagsFor,

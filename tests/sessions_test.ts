@@ -14,9 +14,9 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { closeSync, constants, openSync, readSync, writeSync } from "node:fs";
-import { connect } from "../lib/connect.ts";
-import { listen } from "../lib/listen.ts";
-import { encodeRecord, RecordType } from "../lib/session_protocol.ts";
+import { connect } from "../lib/session/connect.ts";
+import { listen } from "../lib/session/listen.ts";
+import { encodeRecord, RecordType } from "../lib/session/session_protocol.ts";
 import {
   entries,
   ioOf,

@@ -17,8 +17,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { connect, type FifoConn } from "../lib/connect.ts";
-import type { Framing } from "../lib/framing.ts";
+import { connect, type FifoConn } from "../lib/session/connect.ts";
+import type { Framing } from "../lib/framing/framing.ts";
 import { CONNECTION_OPTIONS } from "./driver_options.ts";
 import { firstDifference } from "./first_difference.ts";
 import { Rng } from "./rng.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { FRAMINGS } from "../lib/framing.ts";
+import { FRAMINGS } from "../lib/framing/framing.ts";
 import { fuzzSeed, fuzzServer, type FuzzSize } from "./fuzz_scenario.ts";
 import { projectPath, requires, spawn } from "./helpers.ts";
 import { type EchoScenario, echoScenario, idleScenario } from "./session_scenarios.ts";

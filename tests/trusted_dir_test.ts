@@ -6,9 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { releasePendingOpen } from "../lib/fifo_file.ts";
-import { makeFifo } from "../lib/make_fifo.ts";
-import { checkServerDir } from "../lib/server_place.ts";
+import { releasePendingOpen } from "../lib/fifo/fifo_file.ts";
+import { makeFifo } from "../lib/fifo/make_fifo.ts";
+import { checkServerDir } from "../lib/fifo/server_place.ts";
 import {
   entries,
   projectPath,
@@ -129,7 +129,7 @@ withRun(
     const dir = makeDir(`${tmp.path}/dir`, 0o700);
     const loose = makeDir(`${tmp.path}/loose`, 0o777);
     const code = `
-    import { checkServerDir } from ${JSON.stringify(projectPath("lib/server_place.ts"))};
+    import { checkServerDir } from ${JSON.stringify(projectPath("lib/fifo/server_place.ts"))};
     for (const dir of Deno.args) {
       try { checkServerDir(dir); console.log("ok"); } catch (e) { console.log(e.message); }
     }`;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Framing } from "./framing.ts";
+import type { Framing } from "../framing/framing.ts";
 
 /** Slots of the shared `Int32Array`. */
 export const Slot = {

@@ -5,8 +5,8 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { type Framing, FRAMINGS } from "./framing.ts";
-import { serverPlace } from "./server_place.ts";
+import { type Framing, FRAMINGS } from "../framing/framing.ts";
+import { serverPlace } from "../fifo/server_place.ts";
 
 /** A bad command line: exit status 2. */
 export class UsageError extends Error {

@@ -1,11 +1,16 @@
-import { currentUid } from "./current_uid.ts";
-import { isServed } from "./fifo_file.ts";
-import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
-import { FifoKeeper } from "./fifo_keeper.ts";
-import { checkServerDir, serverPlace } from "./server_place.ts";
+import { currentUid } from "../fifo/current_uid.ts";
+import { isServed } from "../fifo/fifo_file.ts";
+import {
+  DEFAULT_MAX_MESSAGE,
+  encodeFrame,
+  FrameDecoder,
+  type Framing,
+} from "../framing/framing.ts";
+import { FifoKeeper } from "../fifo/fifo_keeper.ts";
+import { checkServerDir, serverPlace } from "../fifo/server_place.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 import { assertStillOurs, startHub } from "./start_hub.ts";
-import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
+import { assertMkfifoAllowed } from "../fifo/mkfifo_permission.ts";
 
 /** Options for {@linkcode listen}. */
 export interface ListenOptions {
@@ -118,7 +123,7 @@ let serverConnInternals: {
  *
  * @example Echo every message back, through the streams
  * ```ts
- * import { connect, listen } from "./mod.ts";
+ * import { connect, listen } from "../mod.ts";
  * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir();
  * try {
@@ -400,7 +405,7 @@ export class FifoListener implements AsyncIterable<FifoServerConn>, AsyncDisposa
  *
  * @example A server that answers in upper case
  * ```ts
- * import { connect, listen } from "./mod.ts";
+ * import { connect, listen } from "../mod.ts";
  * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
  * try {

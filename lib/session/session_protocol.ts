@@ -27,8 +27,8 @@
  *
  * @module
  */
-import { PIPE_BUF } from "./fifo_file.ts";
-import type { Framing } from "./framing.ts";
+import { PIPE_BUF } from "../fifo/fifo_file.ts";
+import type { Framing } from "../framing/framing.ts";
 
 /** Record header size. */
 export const HEADER_SIZE = 12;

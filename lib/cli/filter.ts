@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { type FifoConn, wireOf } from "./connect.ts";
-import { ReplyDecoder, type ReplyHandler } from "./session_protocol.ts";
-import { abortable, explainTimeout } from "./abortable.ts";
-import { concatBytes } from "./concat_bytes.ts";
-import { FrameDecoder } from "./framing.ts";
+import { type FifoConn, wireOf } from "../session/connect.ts";
+import { ReplyDecoder, type ReplyHandler } from "../session/session_protocol.ts";
+import { abortable, explainTimeout } from "../fifo/abortable.ts";
+import { concatBytes } from "../framing/concat_bytes.ts";
+import { FrameDecoder } from "../framing/framing.ts";
 
 /** Something to read bytes from, such as `Deno.stdin` or a `Deno.FsFile`. */
 export interface FilterSource {
@@ -68,9 +68,9 @@ const CHUNK = 64 * 1024;
  *
  * @example Usage
  * ```ts
- * import { connect } from "./connect.ts";
+ * import { connect } from "../session/connect.ts";
  * import { filter } from "./filter.ts";
- * import { serveEcho } from "./serve_echo.ts";
+ * import { serveEcho } from "../serve_echo.ts";
  * import assert from "node:assert/strict";
  * const dir = Deno.makeTempDirSync();
  * // "ok\n", then a last line without "\n" that is not even UTF-8.

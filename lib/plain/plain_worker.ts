@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { FifoFile } from "./fifo_file.ts";
+import { FifoFile } from "../fifo/fifo_file.ts";
 import { type InputIo, runPlainInput } from "./plain_input.ts";
 import { type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
-import { writeStdoutSync } from "./write_stdout.ts";
+import { writeStdoutSync } from "../framing/write_stdout.ts";
 
 function post(event: InputEvent): void {
   if (event.type === "replies") self.postMessage(event, [event.bytes.buffer as ArrayBuffer]);

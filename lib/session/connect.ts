@@ -1,10 +1,15 @@
-import { abortable, explainTimeout } from "./abortable.ts";
-import { currentUid } from "./current_uid.ts";
-import { FifoFile, isServed, PIPE_BUF } from "./fifo_file.ts";
-import { DEFAULT_MAX_MESSAGE, encodeFrame, FrameDecoder, type Framing } from "./framing.ts";
-import { makeFifo, removeFifo } from "./make_fifo.ts";
-import { assertMkfifoAllowed } from "./mkfifo_permission.ts";
-import { checkServerDir, serverPlace } from "./server_place.ts";
+import { abortable, explainTimeout } from "../fifo/abortable.ts";
+import { currentUid } from "../fifo/current_uid.ts";
+import { FifoFile, isServed, PIPE_BUF } from "../fifo/fifo_file.ts";
+import {
+  DEFAULT_MAX_MESSAGE,
+  encodeFrame,
+  FrameDecoder,
+  type Framing,
+} from "../framing/framing.ts";
+import { makeFifo, removeFifo } from "../fifo/make_fifo.ts";
+import { assertMkfifoAllowed } from "../fifo/mkfifo_permission.ts";
+import { checkServerDir, serverPlace } from "../fifo/server_place.ts";
 import {
   encodeData,
   encodeRecord,
@@ -131,7 +136,7 @@ let wireAccess: (conn: FifoConn) => Transport;
  *
  * @example Send a stream of messages through `writable`, read the echoes from `readable`
  * ```ts
- * import { connect, serveEcho } from "./mod.ts";
+ * import { connect, serveEcho } from "../mod.ts";
  * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir();
  * try {
@@ -656,7 +661,7 @@ async function connectSession(
  *
  * @example Talk to an echo server
  * ```ts
- * import { connect, serveEcho } from "./mod.ts";
+ * import { connect, serveEcho } from "../mod.ts";
  * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir(); // a private place: /tmp is shared
  * try {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { FifoKeeper } from "./fifo_keeper.ts";
+import type { FifoKeeper } from "../fifo/fifo_keeper.ts";
 import type { SessionHub } from "./session_hub.ts";
 
 /**
@@ -17,7 +17,7 @@ import type { SessionHub } from "./session_hub.ts";
  *
  * @example Usage
  * ```ts ignore
- * import { FifoKeeper } from "./fifo_keeper.ts";
+ * import { FifoKeeper } from "../fifo/fifo_keeper.ts";
  * import { assertStillOurs, startHub } from "./start_hub.ts";
  * const keeper = FifoKeeper.create("/tmp", "demo", uid);
  * await startHub(hub, keeper);

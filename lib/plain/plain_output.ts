@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { FifoFile, releasePendingOpen } from "./fifo_file.ts";
+import { FifoFile, releasePendingOpen } from "../fifo/fifo_file.ts";
 import { type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
 
 /** Where the output's events go. */

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { FifoFile, releasePendingOpen } from "./fifo_file.ts";
+import { FifoFile, releasePendingOpen } from "../fifo/fifo_file.ts";
 import { startBundledWorker } from "./bundled_worker.ts";
 import { PLAIN_WORKER_SOURCE } from "./plain_worker_bundle.ts";
 import { PlainOutput } from "./plain_output.ts";

@@ -9,10 +9,10 @@
  * @module
  */
 import { basename, dirname } from "node:path";
-import { FifoFile } from "./fifo_file.ts";
-import type { Framing } from "./framing.ts";
-import { removeFifo } from "./make_fifo.ts";
-import { printable } from "./printable.ts";
+import { FifoFile } from "../fifo/fifo_file.ts";
+import type { Framing } from "../framing/framing.ts";
+import { removeFifo } from "../fifo/make_fifo.ts";
+import { printable } from "../framing/printable.ts";
 import {
   encodeAck,
   encodeReply,

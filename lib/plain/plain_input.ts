@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { Echoer } from "./echoer.ts";
+import { Echoer } from "../framing/echoer.ts";
 import { Blocked, type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
 
 /** An open input: blocking reads, `null` at end of file. */
