@@ -130,3 +130,18 @@ test("FifoFile: an open with no peer times out, and the parked open is released"
     Deno.errors.NotConnected,
   );
 });
+
+test("FifoFile: a write with no reader left is an error naming the FIFO", async () => {
+  using tmp = tempDir();
+  const path = `${tmp.path}/pipe.in`;
+  await makeFifo(path);
+  const reading = FifoFile.open(path, { access: "read", timeout: 5000 });
+  using writer = await FifoFile.open(path, { access: "write", timeout: 5000 });
+  (await reading).close();
+  const noReader = (error: Error) =>
+    error instanceof Deno.errors.BrokenPipe &&
+    error.message === `Cannot write FIFO "${path}": no reader` &&
+    error.cause instanceof Deno.errors.BrokenPipe;
+  await assert.rejects(writer.writeAll(new Uint8Array(8)), noReader);
+  assert.throws(() => writer.writeAllSync(new Uint8Array(8)), noReader);
+});

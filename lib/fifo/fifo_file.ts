@@ -522,8 +522,12 @@ export class FifoFile implements Disposable {
   /** Writes all of `bytes`, looping over short writes. */
   async writeAll(bytes: Uint8Array): Promise<void> {
     if (!this.#file) return this.writeAllSync(bytes);
-    for (let done = 0; done < bytes.length;) {
-      done += await this.#file.write(bytes.subarray(done));
+    try {
+      for (let done = 0; done < bytes.length;) {
+        done += await this.#file.write(bytes.subarray(done));
+      }
+    } catch (error) {
+      throw this.#explain(error);
     }
   }
 
@@ -534,9 +538,21 @@ export class FifoFile implements Disposable {
       if (n < bytes.length) throw new Deno.errors.WouldBlock(`FIFO "${this.path}" is full`);
       return;
     }
-    for (let done = 0; done < bytes.length;) {
-      done += this.#file.writeSync(bytes.subarray(done));
+    try {
+      for (let done = 0; done < bytes.length;) {
+        done += this.#file.writeSync(bytes.subarray(done));
+      }
+    } catch (error) {
+      throw this.#explain(error);
     }
+  }
+
+  /** The runtime's "Broken pipe (os error 32)", said as what it means for a FIFO. */
+  #explain(error: unknown): unknown {
+    if (!(error instanceof Deno.errors.BrokenPipe)) return error;
+    return new Deno.errors.BrokenPipe(`Cannot write FIFO "${this.path}": no reader`, {
+      cause: error,
+    });
   }
 
   /**
