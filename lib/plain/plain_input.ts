@@ -126,6 +126,7 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
         }
       }
       if (!roomFor(reply.length)) {
+        if (stopping()) return; // not the reader's fault: the server is going
         refuse(
           `its reader took none of the ${Atomics.load(slots, Slot.HELD)} bytes of replies held ` +
             `for it (at most ${bound}) for ${STALL_MS / 1000} s`,
