@@ -10,6 +10,7 @@ import {
 import { makeFifo, removeFifo } from "../fifo/make_fifo.ts";
 import { assertMkfifoAllowed } from "../fifo/mkfifo_permission.ts";
 import { checkServerDir, serverPlace } from "../fifo/server_place.ts";
+import { messageReadable, messageWritable } from "./message_streams.ts";
 import {
   encodeData,
   encodeRecord,
@@ -220,14 +221,10 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
    * the connection. See the {@linkcode FifoConn} example.
    */
   get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        const message = await this.receive({ timeout: Infinity });
-        if (message === null) controller.close();
-        else controller.enqueue(message);
-      },
-      cancel: () => this.close(),
-    }, { highWaterMark: 0 });
+    return this.#readable ??= messageReadable(
+      () => this.receive({ timeout: Infinity }),
+      () => this.close(),
+    );
   }
 
   /**
@@ -236,9 +233,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
    * {@linkcode FifoConn.close}. See the {@linkcode FifoConn} example.
    */
   get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= new WritableStream<Uint8Array>({
-      write: (message) => this.send(message),
-    });
+    return this.#writable ??= messageWritable((message) => this.send(message));
   }
 
   /** Messages received and waiting for {@linkcode FifoConn.receive}. */

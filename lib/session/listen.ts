@@ -10,6 +10,7 @@ import { FifoKeeper } from "../fifo/fifo_keeper.ts";
 import { checkServerDir, serverPlace } from "../fifo/server_place.ts";
 import { type HubSession, SessionHub } from "./session_hub.ts";
 import { assertStillOurs, startHub } from "./start_hub.ts";
+import { messageReadable, messageWritable } from "./message_streams.ts";
 import { assertMkfifoAllowed } from "../fifo/mkfifo_permission.ts";
 
 /** Options for {@linkcode listen}. */
@@ -257,14 +258,7 @@ export class FifoServerConn implements AsyncIterable<Uint8Array> {
    * {@linkcode FifoServerConn} example.
    */
   get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        const message = await this.receive();
-        if (message === null) controller.close();
-        else controller.enqueue(message);
-      },
-      cancel: () => this.close(),
-    }, { highWaterMark: 0 });
+    return this.#readable ??= messageReadable(() => this.receive(), () => this.close());
   }
 
   /**
@@ -272,11 +266,10 @@ export class FifoServerConn implements AsyncIterable<Uint8Array> {
    * {@linkcode FifoServerConn} example.
    */
   get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= new WritableStream<Uint8Array>({
-      write: (message) => this.send(message),
-      close: () => this.close(),
-      abort: () => this.close(),
-    });
+    return this.#writable ??= messageWritable(
+      (message) => this.send(message),
+      () => this.close(),
+    );
   }
 
   /** Ends the session; the client sees the end of its stream, pending receives `null`. */
