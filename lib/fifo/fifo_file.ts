@@ -398,15 +398,10 @@ export class FifoFile implements Disposable {
    * @returns The verified open end.
    */
   static async open(path: string, options: OpenFifoOptions = {}): Promise<FifoFile> {
-    const access = options.access ?? "read";
-    const uid = options.uid ?? currentUid(dirname(path));
-    const before = lstatOrExplain(path, "open");
-    const readable = options.allowReadable ?? false;
-    assertTrustedFifo(path, before, uid, readable);
+    const { access, uid, before, readable } = FifoFile.#prepare(path, options);
     if (options.nonblocking) {
       return FifoFile.#openNonblocking(path, access, before, uid, readable);
     }
-
     const signals = [options.signal, timeoutSignal(options.timeout)].filter((s) => s !== undefined);
     const signal = signals.length ? AbortSignal.any(signals) : undefined;
     signal?.throwIfAborted();
@@ -437,16 +432,21 @@ export class FifoFile implements Disposable {
    * @returns The verified open end.
    */
   static openSync(path: string, options: OpenFifoOptions = {}): FifoFile {
-    const access = options.access ?? "read";
-    const uid = options.uid ?? currentUid(dirname(path));
-    const before = lstatOrExplain(path, "open");
-    const readable = options.allowReadable ?? false;
-    assertTrustedFifo(path, before, uid, readable);
+    const { access, uid, before, readable } = FifoFile.#prepare(path, options);
     if (options.nonblocking) {
       return FifoFile.#openNonblocking(path, access, before, uid, readable);
     }
     const file = Deno.openSync(path, { read: access !== "write", write: access !== "read" });
     return FifoFile.#adopt(path, file, before, uid, readable);
+  }
+
+  /** What both opens check first: `lstat` must show a FIFO we trust. */
+  static #prepare(path: string, options: OpenFifoOptions) {
+    const uid = options.uid ?? currentUid(dirname(path));
+    const before = lstatOrExplain(path, "open");
+    const readable = options.allowReadable ?? false;
+    assertTrustedFifo(path, before, uid, readable);
+    return { access: options.access ?? "read", uid, before, readable };
   }
 
   static #adopt(
