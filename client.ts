@@ -7,11 +7,10 @@
  * @module
  */
 import {
+  COMMON_OPTIONS,
   parseCommandLine,
+  parseCommonOptions,
   parseCount,
-  parseExitWord,
-  parseFraming,
-  parseName,
   reportFailure,
   UsageError,
 } from "./lib/cli/cli_support.ts";
@@ -85,16 +84,10 @@ async function main(args: string[]): Promise<number> {
       count: { type: "string" },
       interval: { type: "string" },
       "no-exit": { type: "boolean" },
-      "exit-word": { type: "string" },
-      dir: { type: "string" },
-      name: { type: "string" },
-      framing: { type: "string" },
-      "max-message": { type: "string" },
       timeout: { type: "string" },
       shared: { type: "boolean" },
       strict: { type: "boolean" },
-      verbose: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
+      ...COMMON_OPTIONS,
     });
     if (values.help) {
       console.log(USAGE);
@@ -106,13 +99,14 @@ async function main(args: string[]): Promise<number> {
     dir = values.dir ?? dir;
     const count = parseCount("--count", values.count, 0) ?? 10;
     const interval = parseCount("--interval", values.interval, 0) ?? 1000;
-    const maxMessage = parseCount("--max-message", values["max-message"], 1) ?? 1 << 20;
-    const exitWord = parseExitWord(values["exit-word"]) ?? "exit";
+    const common = parseCommonOptions(values);
+    const maxMessage = common.maxMessage ?? 1 << 20;
+    const exitWord = common.exitWord ?? "exit";
     const timeout = parseCount("--timeout", values.timeout, 1);
     await using conn = await connect({
       dir,
-      name: parseName(values.name),
-      framing: parseFraming(values.framing),
+      name: common.name,
+      framing: common.framing,
       maxMessage,
       timeout,
       mode: values.shared ? "shared" : "auto",

@@ -7,11 +7,9 @@
  * @module
  */
 import {
+  COMMON_OPTIONS,
   parseCommandLine,
-  parseCount,
-  parseExitWord,
-  parseFraming,
-  parseName,
+  parseCommonOptions,
   reportFailure,
 } from "./lib/cli/cli_support.ts";
 import { serveEcho } from "./lib/serve_echo.ts";
@@ -50,15 +48,9 @@ async function main(args: string[]): Promise<number> {
   let dir = "/tmp";
   try {
     const { values } = parseCommandLine(args, {
-      dir: { type: "string" },
-      name: { type: "string" },
-      framing: { type: "string" },
-      "max-message": { type: "string" },
-      "exit-word": { type: "string" },
+      ...COMMON_OPTIONS,
       "no-sessions": { type: "boolean" },
       quiet: { type: "boolean" },
-      verbose: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
     });
     if (values.help) {
       console.log(USAGE);
@@ -72,10 +64,7 @@ async function main(args: string[]): Promise<number> {
     try {
       const server = await serveEcho({
         dir,
-        name: parseName(values.name),
-        framing: parseFraming(values.framing),
-        maxMessage: parseCount("--max-message", values["max-message"], 1),
-        exitWord: parseExitWord(values["exit-word"]),
+        ...parseCommonOptions(values),
         logMessages: !values.quiet,
         sessions: !values["no-sessions"],
         signal: controller.signal,

@@ -50,18 +50,24 @@ function timingsIn(output: string): Record<string, number> {
   return seconds;
 }
 
+/** The seconds each file took when last run (none on a fresh clone). */
+function known(): Record<string, number> {
+  try {
+    return JSON.parse(Deno.readTextFileSync(TIMINGS));
+  } catch {
+    return {};
+  }
+}
+
 /**
  * Splits `files` into `jobs` groups of about equal time, longest first: seconds from the
  * last run where known, else a guess from the file's size.
  */
 function groups(files: string[], jobs: number): string[][] {
-  let known: Record<string, number> = {};
-  try {
-    known = JSON.parse(Deno.readTextFileSync(TIMINGS));
-  } catch { /* first run */ }
+  const seconds = known();
   const weighed = files.map((file) => ({
     file,
-    weight: known[file] ?? (file.startsWith("lib/") ? 0.1 : Deno.statSync(file).size / 2000),
+    weight: seconds[file] ?? (file.startsWith("lib/") ? 0.1 : Deno.statSync(file).size / 2000),
   })).sort((a, b) => b.weight - a.weight);
   const bins = Array.from({ length: jobs }, () => ({ weight: 0, files: [] as string[] }));
   for (const { file, weight } of weighed) {
@@ -101,7 +107,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const ok = results.every((result) => result.code === 0);
-  const timings = Object.assign({}, ...results.map((result) => timingsIn(result.stdout)));
+  const timings = Object.assign(known(), ...results.map((result) => timingsIn(result.stdout)));
   try {
     Deno.writeTextFileSync(TIMINGS, JSON.stringify(timings, null, 1) + "\n");
   } catch { /* a read-only checkout balances by size */ }

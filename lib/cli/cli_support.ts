@@ -25,6 +25,32 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
   }
 }
 
+/** The options both CLIs take: where the server is, how it frames, its bounds, help. */
+export const COMMON_OPTIONS = {
+  dir: { type: "string" },
+  name: { type: "string" },
+  framing: { type: "string" },
+  "max-message": { type: "string" },
+  "exit-word": { type: "string" },
+  verbose: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** The values of {@linkcode COMMON_OPTIONS}, checked; `undefined` where not given. */
+export function parseCommonOptions(values: {
+  name?: string;
+  framing?: string;
+  "max-message"?: string;
+  "exit-word"?: string;
+}): { name?: string; framing?: Framing; maxMessage?: number; exitWord?: string } {
+  return {
+    name: parseName(values.name),
+    framing: parseFraming(values.framing),
+    maxMessage: parseCount("--max-message", values["max-message"], 1),
+    exitWord: parseExitWord(values["exit-word"]),
+  };
+}
+
 /** Reads a whole number in `[min, max]` from an option's text. */
 export function parseCount(flag: string, text: string | undefined, min: number, max = 2 ** 31 - 1) {
   if (text === undefined) return undefined;
