@@ -18,17 +18,9 @@ import { FifoFile } from "../lib/fifo/fifo_file.ts";
 import { FRAMINGS } from "../lib/framing/framing.ts";
 import { encodeRecord, RecordType } from "../lib/session/session_protocol.ts";
 import { fuzzSeed, fuzzServer, type FuzzSize, logLines, roundTrip } from "./fuzz_scenario.ts";
-import {
-  ioOf,
-  isRunning,
-  procField,
-  requires,
-  startServer,
-  tempDir,
-  waitForProc,
-  waitForStopped,
-  waitUntil,
-} from "./helpers.ts";
+import { isRunning, requires, startServer, tempDir, waitUntil } from "./helpers.ts";
+// What the kernel says of the server: /proc counters, thread and process states.
+import * as kernel from "../tools/proc_files.ts";
 
 const test = requires("--allow-run");
 
@@ -121,7 +113,7 @@ test({
     assertEquals(new TextDecoder().decode((await conn.receive())!), "before");
     server.child.kill("SIGSTOP");
     try {
-      await waitForStopped(server.child.pid, "the server to stop");
+      await kernel.waitForStopped(server.child.pid, "the server to stop");
       writeControl(dir.path, new TextEncoder().encode("stray bytes\n"));
       await conn.send("after");
     } finally {
@@ -143,13 +135,13 @@ test({
     const pid = server.child.pid;
     for (const mode of ["session", "shared"] as const) {
       await using conn = await connect({ dir: dir.path, framing: "raw", maxMessage: 4096, mode });
-      const { written } = await ioOf(pid);
+      const { written } = await kernel.ioOf(pid);
       await conn.send(new Uint8Array(10000).fill(0x61));
       // The whole echo waits in the pipe before the first read: the server wrote it all.
-      await waitForProc(
+      await kernel.waitForProc(
         pid,
         "io",
-        ([io]) => procField(io, "wchar") >= written + 10000,
+        ([io]) => kernel.procField(io, "wchar") >= written + 10000,
         "the server to write the whole echo",
       );
       for (let got = 0; got < 10000;) {

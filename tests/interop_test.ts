@@ -9,16 +9,15 @@ import assert from "node:assert/strict";
 import {
   entries,
   isFifo,
-  type Proc,
   projectPath,
   requires,
   runCli,
   serve,
-  spawn,
   tempDir,
   waitUntil,
   withoutStartLine,
 } from "./helpers.ts";
+import { type Proc, spawn } from "../tools/spawn.ts";
 
 /** Every test here talks to Python programs. */
 const test = requires("--allow-run", "python3");
