@@ -48,7 +48,8 @@ export interface Memory {
 /** {@linkcode Memory} of process `pid`; `undefined` once it is gone. */
 export async function memoryOf(pid: number): Promise<Memory | undefined> {
   const [status] = await readProc([`/proc/${pid}/status`]) ?? [];
-  if (status === undefined) return undefined;
+  // Gone (or a zombie, whose status has no memory lines): nothing to say.
+  if (!status?.includes("VmHWM:")) return undefined;
   return { rssKiB: procField(status, "VmRSS"), hwmKiB: procField(status, "VmHWM") };
 }
 
