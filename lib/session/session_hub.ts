@@ -1,15 +1,20 @@
 /**
  * The server side of sessions (internal): one reader on the shared request FIFO for every
- * client, a reply FIFO per client written without ever blocking, liveness by polling that
- * backs off while nothing changes and stops when no session is left.
+ * client, a reply FIFO per client written without blocking the event loop, liveness by
+ * polling that backs off while nothing changes and stops when no session is left.
  *
  * Only the request FIFO has a pending read, so the runtime's bounded blocking pool (a
  * process stalls at about 32 parked FIFO reads) never limits how many clients connect.
+ * Replies a full pipe does not take wait in a queue. A few sessions at a time
+ * ({@linkcode BLOCKING_WRITERS}) drain theirs with a blocking write on a runtime thread, which
+ * returns the moment the client reads; the others are retried on a timer, whose nested
+ * delays are about 2 ms, the cost of a pipe-full.
  *
  * @module
  */
 import { basename, dirname } from "node:path";
 import { FifoFile } from "../fifo/fifo_file.ts";
+import { concatBytes } from "../framing/concat_bytes.ts";
 import type { Framing } from "../framing/framing.ts";
 import { removeFifo } from "../fifo/make_fifo.ts";
 import { printable } from "../framing/printable.ts";
@@ -25,6 +30,16 @@ import {
 } from "./session_protocol.ts";
 
 const encoder = new TextEncoder();
+
+/**
+ * How many sessions may drain their queue with a blocking write at once. Each holds a
+ * runtime thread until its client reads (or leaves): few, so that clients who stop reading
+ * can at worst send the rest back to the timer, never stall the pool.
+ */
+export const BLOCKING_WRITERS = 4;
+
+/** At most about this many queued bytes are joined into one blocking write. */
+const DRAIN_AT_ONCE = 1 << 18;
 
 /** One client's session, as the server sees it. */
 export class HubSession {
@@ -43,6 +58,9 @@ export class HubSession {
   #closed = false;
   #records: boolean;
   #drainWaiters: { limit: number; resolve: () => void }[] = [];
+  /** The blocking end of the reply FIFO, opened the first time the pipe was full. */
+  #blocking: FifoFile | undefined;
+  #draining = false;
 
   /** @internal */
   constructor(
@@ -126,11 +144,61 @@ export class HubSession {
       );
       return;
     }
-    this.#hub.scheduleFlush();
+    this.#hub.wantFlush(this);
   }
 
-  /** @internal Retries queued bytes; returns whether some are still waiting. */
+  /** Whether {@linkcode HubSession.drainBlocking} has the queue. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * @internal Writes the queue through a blocking end of the reply FIFO, on a runtime
+   * thread: each write returns as soon as the client has read enough, where the timer
+   * would look again only about 2 ms later.
+   */
+  async drainBlocking(): Promise<void> {
+    this.#draining = true;
+    try {
+      this.#blocking ??= await this.#openBlocking();
+      while (!this.#closed && this.#queue.length) {
+        // What is queued goes in one write (one runtime op), up to a bound on the copy.
+        let count = 0;
+        let length = 0;
+        while (count < this.#queue.length && (!count || length < DRAIN_AT_ONCE)) {
+          length += this.#queue[count++].length;
+        }
+        const pieces = this.#queue.slice(0, count);
+        await this.#blocking.writeAll(count === 1 ? pieces[0] : concatBytes(pieces));
+        if (this.#closed) return;
+        this.#queue.splice(0, count);
+        this.#queued -= length;
+        this.#wakeDrained();
+      }
+    } catch (error) {
+      this.close(`Session ${this.id} ended: ${(error as Error).message}`);
+    } finally {
+      this.#draining = false;
+      if (this.#closed) this.#blocking?.close();
+    }
+  }
+
+  /** The reply FIFO again, blocking: the very FIFO of the non-blocking end, or an error. */
+  async #openBlocking(): Promise<FifoFile> {
+    const path = this.#reply.path;
+    // The client holds the read end: this open does not wait (unless it just left).
+    const file = await FifoFile.open(path, { access: "write", uid: this.#hub.uid, timeout: 1000 });
+    const { dev, ino } = this.#reply.info;
+    if (file.info.dev !== dev || file.info.ino !== ino) {
+      file.close();
+      throw new Error(`Cannot use FIFO "${path}": it was replaced`);
+    }
+    return file;
+  }
+
+  /** @internal Retries queued bytes; returns whether some are still waiting for the timer. */
   flush(): boolean {
+    if (this.#draining) return false; // drainBlocking() has the queue
     try {
       while (this.#queue.length) {
         const head = this.#queue[0];
@@ -175,6 +243,7 @@ export class HubSession {
       } catch { /* the client is gone */ }
     }
     this.#reply.close();
+    if (!this.#draining) this.#blocking?.close(); // else once its write returns
     this.#wakeDrained();
     this.#queue = [];
     this.#queued = 0;
@@ -196,6 +265,7 @@ export class HubSession {
   /** @internal Let go of the client's FIFOs without removing them (the hub stops). */
   release(): void {
     this.#reply.close();
+    if (!this.#draining) this.#blocking?.close();
     this.#alive.close();
   }
 }
@@ -277,6 +347,7 @@ export class SessionHub {
   #stopping = false;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #flushDelay = 1;
+  #blockingWriters = 0;
   #livenessTimer: ReturnType<typeof setTimeout> | undefined;
   #livenessDelay = LIVENESS_FIRST_MS;
   #loop: Promise<void> | undefined;
@@ -450,6 +521,28 @@ export class SessionHub {
     else this.#watchEnded(session);
     if (reason) this.#handler.onError(reason);
     this.#handler.onClose(session);
+  }
+
+  /** The uid that owns the hub's FIFOs. */
+  get uid(): number {
+    return this.#options.uid;
+  }
+
+  /**
+   * @internal `session` has replies queued: a blocking drain if one of the
+   * {@linkcode BLOCKING_WRITERS} is free, else the timer.
+   */
+  wantFlush(session: HubSession): void {
+    if (session.draining) return;
+    if (this.#blockingWriters >= BLOCKING_WRITERS || this.#stopping) return this.scheduleFlush();
+    this.#blockingWriters++;
+    session.drainBlocking().finally(() => {
+      this.#blockingWriters--;
+      // A free writer: give it to a session the timer is retrying.
+      for (const waiting of this.#sessions.values()) {
+        if (waiting.queued && !waiting.closed && !waiting.draining) return this.wantFlush(waiting);
+      }
+    });
   }
 
   /** @internal Retries queued replies soon, backing off while clients stay full. */
