@@ -388,9 +388,8 @@ async function sessionsCell(env: Env, w: Workload, clients: number): Promise<Cel
       };
     }
     await Promise.all(drivers.map(async (d) => {
-      const writer = d.child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode("go\n"));
-      await writer.close();
+      await d.write("go\n");
+      await d.closeStdin();
     }));
     const statuses = await Promise.all(drivers.map((d) => finish(d, deadline)));
     const peakKiB = await memory.stop();
@@ -562,7 +561,7 @@ async function idleCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult
     };
   } finally {
     if (holder) {
-      await holder.child.stdin.close().catch(() => {});
+      await holder.closeStdin().catch(() => {});
       await finish(holder, 10_000);
     }
     await stop(started.server);
