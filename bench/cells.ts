@@ -22,6 +22,7 @@ import {
   spawn,
   type Spawned,
   stop,
+  switchesBetween,
   watchMemory,
 } from "./procs.ts";
 
@@ -550,7 +551,7 @@ async function idleCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult
     if (!before || !after) return { error: "/proc/PID/stat unreadable" };
     const seconds = (after.at - before.at) / 1000;
     const cpuPercent = (after.cpuSeconds - before.cpuSeconds) / seconds * 100;
-    const wakeups = (after.switches - before.switches) / seconds;
+    const wakeups = switchesBetween(before, after) / seconds;
     const memory = await memoryOf(started.server.pid);
     return {
       value: w.id === "F-none" ? wakeups : cpuPercent,

@@ -138,10 +138,20 @@ export async function parkedInOpen(pid: number): Promise<boolean | undefined> {
 export interface Counters {
   /** User + system CPU seconds. */
   cpuSeconds: number;
-  /** Voluntary + involuntary context switches summed over its threads: its wake-ups. */
-  switches: number;
+  /** Voluntary + involuntary context switches of each thread (by thread id): its wake-ups. */
+  switches: Map<string, number>;
   /** When read (ms, `performance.now()`). */
   at: number;
+}
+
+/**
+ * Context switches between two readings: of the threads in both, and all of those that
+ * started in between (a thread that ended in between took its count with it).
+ */
+export function switchesBetween(before: Counters, after: Counters): number {
+  let total = 0;
+  for (const [tid, count] of after.switches) total += count - (before.switches.get(tid) ?? 0);
+  return total;
 }
 
 /** Reads {@linkcode Counters}; `undefined` when /proc cannot tell. */
@@ -151,11 +161,13 @@ export async function countersOf(pid: number): Promise<Counters | undefined> {
   // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
   const fields = files[0].slice(files[0].lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]);
-  let switches = 0;
+  const switches = new Map<string, number>();
   for (const status of files.slice(1)) {
+    let count = 0;
     for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) {
-      switches += Number(match[1]);
+      count += Number(match[1]);
     }
+    switches.set(status.match(/^Pid:\s+(\d+)/m)?.[1] ?? "", count);
   }
   // USER_HZ is 100 on every Linux this runs on.
   return Number.isFinite(ticks)
