@@ -59,8 +59,13 @@ function lastReport(proc: Proc | string): Record<string, number | string | boole
 }
 
 /** Waits until a soak_client has had some echoes checked. */
-function streaming(proc: Proc, what: string): Promise<void> {
-  return waitUntil(() => Number(lastReport(proc)?.echoed ?? 0) > 0, 15_000, `${what} streaming`);
+function streaming(proc: Proc, what: string, sessions = 1): Promise<void> {
+  const report = () => lastReport(proc);
+  return waitUntil(
+    () => Number(report()?.echoed ?? 0) > 0 && Number(report()?.connections ?? 0) >= sessions,
+    15_000,
+    `${what} streaming in ${sessions} session(s)`,
+  );
 }
 
 /** A client.ts process streaming `msg 1`, `msg 2`, … as fast as the server answers. */
@@ -137,7 +142,7 @@ test("faults: SIGKILL mid-transfer; clients fail, saying why; a new server recov
     const victimSessions = 2;
     const victim = soakClient(dir.path, victimSessions, 30, 7);
     procs.push(victim);
-    await streaming(victim, "the victim");
+    await streaming(victim, "the victim", victimSessions); // both directories exist
     for (const [i, s] of streamers.entries()) await cliStreaming(s, 50, `client ${i}`);
 
     server.child.kill("SIGKILL");
