@@ -87,7 +87,9 @@ const PARSERS: ParserTable[] = [
       ["ünï ✓", "ünï ✓"],
     ],
     invalid: ["\n", "a\nb", "exit\n"],
-    message: (text) => `Invalid --exit-word "${text}": it cannot contain a newline`,
+    // One line: the newline is shown escaped.
+    message: (text) =>
+      `Invalid --exit-word "${text.replaceAll("\n", "\\n")}": it cannot contain a newline`,
   },
   {
     name: "parseName",

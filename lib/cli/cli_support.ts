@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { type Framing, FRAMINGS } from "../framing/framing.ts";
 import { serverPlace } from "../fifo/server_place.ts";
+import { printable } from "../framing/printable.ts";
 
 /** A bad command line: exit status 2. */
 export class UsageError extends Error {
@@ -75,7 +76,9 @@ export function parseFraming(text: string | undefined): Framing | undefined {
 /** Reads an `--exit-word`: one line of text, since a message cannot hold a newline. */
 export function parseExitWord(text: string | undefined): string | undefined {
   if (text?.includes("\n")) {
-    throw new UsageError(`Invalid --exit-word "${text}": it cannot contain a newline`);
+    // Escaped, so that the error stays one line.
+    const shown = printable(new TextEncoder().encode(text));
+    throw new UsageError(`Invalid --exit-word "${shown}": it cannot contain a newline`);
   }
   return text;
 }
