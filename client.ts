@@ -27,7 +27,8 @@ Talks to the echo server on DIR/NAME.*: a private session when the server offers
 else the plain NAME.in/NAME.out pair.
 
 Modes (default: send "msg 1" .. "msg N", printing each echo, then the exit word):
-  --send TEXT            send one message, print only the reply, exit
+  --send TEXT            send one message, print only the reply, exit (the exit word
+                         has none: it stops the server, and prints nothing)
   --stdin                every line of standard input is a message; print the replies
                          (a filter: bytes out = bytes in)
 
@@ -113,7 +114,13 @@ async function main(args: string[]): Promise<number> {
       strict: values.strict,
       onWarning: (message) => console.error(`warning: ${message}`),
     });
-    if (values.send !== undefined) {
+    if (values.send !== undefined && exitWord && values.send === exitWord) {
+      // The exit word has no echo: the server stops, and the connection ends (a server
+      // with another exit word echoes it, and that is printed).
+      await conn.send(values.send);
+      const reply = await conn.receive();
+      if (reply) writeStdoutSync(concatBytes([reply, Uint8Array.of(0x0a)]));
+    } else if (values.send !== undefined) {
       await conn.send(values.send);
       // The reply's bytes as they came: never decoded and encoded again.
       writeStdoutSync(concatBytes([await nextReply(conn), Uint8Array.of(0x0a)]));
