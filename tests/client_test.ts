@@ -551,7 +551,7 @@ test("client: usage errors exit 2 and create nothing", async () => {
     ],
     [["--framing", "json"], 'error: Invalid --framing "json": expected one of lines, length, raw'],
     [["--name", "a/b"], 'error: Invalid --name "a/b": use letters, digits, ".", "_" and "-"'],
-    [["--exit-word", "a\nb"], 'error: Invalid --exit-word "a\nb": it cannot contain a newline'],
+    [["--exit-word", "a\nb"], 'error: Invalid --exit-word "a\\nb": it cannot contain a newline'],
   ];
   for (const [args, message] of cases) {
     const result = await client(dir, args);

@@ -621,7 +621,7 @@ test("server: usage errors exit 2 and create nothing", async () => {
       ["stray"],
       "error: Unexpected argument 'stray'. This command does not take positional arguments",
     ],
-    [["--exit-word", "a\nb"], 'error: Invalid --exit-word "a\nb": it cannot contain a newline'],
+    [["--exit-word", "a\nb"], 'error: Invalid --exit-word "a\\nb": it cannot contain a newline'],
   ];
   for (const [args, message] of cases) {
     await using server = runCli("server.ts", dir, args, { deadline: 10_000 });
