@@ -272,7 +272,19 @@ test("faults: a session client that stops reading is dropped; the others never n
     assertEquals([final.final, final.lost, final.corrupt], [true, 0, 0], result.stdout);
     assert(Number(final.echoed) > 100, `the others made progress: ${result.stdout}`);
 
-    // The flooder reads at last: the echo the pipe held, then the end of its session.
+    // The paused client was never dropped (it keeps within its window): it resumes intact.
+    paused.child.kill("SIGCONT");
+    const resumed = await paused.done;
+    assertEquals(resumed.code, 0, `the paused client: ${resumed.stderr}`);
+    assertEquals(lastReport(resumed.stdout)?.lost, 0, resumed.stdout);
+
+    // The dropped flooder holds its reply FIFO open and reads nothing, yet no thread of the
+    // server is left blocked writing to it (the hub has only a few such writers).
+    await waitForThread(server.child.pid, / \w*pipe_write$/m, "the dropped session's write", {
+      expect: false,
+    });
+
+    // The flooder reads at last: at most what the pipe held, then the end of its session.
     await flood.closeStdin();
     const flooded = await flood.done;
     assertEquals(flooded.code, 0, flooded.stderr);
@@ -280,11 +292,6 @@ test("faults: a session client that stops reading is dropped; the others never n
     assertEquals(report.eof, true);
     assert(Number(report.received) < Number(report.sent), flooded.stdout);
 
-    // The paused client was never dropped (it keeps within its window): it resumes intact.
-    paused.child.kill("SIGCONT");
-    const resumed = await paused.done;
-    assertEquals(resumed.code, 0, `the paused client: ${resumed.stderr}`);
-    assertEquals(lastReport(resumed.stdout)?.lost, 0, resumed.stdout);
     console.log(
       `others: ${final.echoed} echoes checked, 0 lost; flooder dropped after ${report.sent} ` +
         `bytes sent, ${report.received} received; paused client resumed: ` +

@@ -138,10 +138,12 @@ export class HubSession {
       return;
     }
     if (this.#queued > this.#hub.maxQueued) {
+      const draining = this.#draining;
       this.close(
         `Dropped session ${this.id}: ${this.#queued} reply bytes waiting, ` +
           `more than ${this.#hub.maxQueued} (the client is not reading)`,
       );
+      if (draining) void this.#unblock();
       return;
     }
     this.#hub.wantFlush(this);
@@ -180,6 +182,39 @@ export class HubSession {
     } finally {
       this.#draining = false;
       if (this.#closed) this.#blocking?.close();
+    }
+  }
+
+  /**
+   * Lets the blocking write of a dropped client return: it would wait for as long as the
+   * client keeps its reply FIFO open without reading, holding one of the hub's writers.
+   * Reads and drops what is in the pipe (replies that client was never going to read)
+   * until the write has returned, for at most a second.
+   */
+  async #unblock(): Promise<void> {
+    let reader: FifoFile;
+    try {
+      reader = FifoFile.openSync(this.#reply.path, {
+        access: "read",
+        nonblocking: true,
+        uid: this.#hub.uid,
+      });
+    } catch {
+      return; // gone or replaced: then nobody is blocked on it either
+    }
+    try {
+      if (reader.info.dev !== this.#reply.info.dev || reader.info.ino !== this.#reply.info.ino) {
+        return;
+      }
+      const sink = new Uint8Array(65536);
+      for (const deadline = Date.now() + 1000; this.#draining && Date.now() < deadline;) {
+        while ((reader.readSync(sink) ?? 0) > 0) { /* dropped */ }
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    } catch {
+      /* the client left: the write has failed with EPIPE */
+    } finally {
+      reader.close();
     }
   }
 
