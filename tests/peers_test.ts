@@ -145,48 +145,42 @@ for (const { name, script, expected, log = "" } of SHELL_CASES) {
 }
 
 const withPython = requires("--allow-run", "python3");
-for (const framing of ["lines", "length", "raw"]) {
-  withPython(
-    `peers (python os): one ${MAX}-byte message, written whole before reading, ${framing}`,
-    async () => {
-      using tmp = tempDir();
-      using cwd = tempDir("fifo-cwd-");
-      const dir = tmp.path;
-      await using server = await cardServer(dir, cwd.path, ["--framing", framing]);
-      const peer = await spawn("python3", [
-        projectPath("tests/fixtures/peer_python.py"),
-        "os",
-        framing,
-        `${dir}/pipe.in`,
-        `${dir}/pipe.out`,
-        String(MAX),
-      ], { deadline: 20_000 }).done;
-      assert.equal(peer.stderr, "");
-      assert.equal(peer.stdout, `ok ${framing} ${MAX}\n`);
-      assert.equal((await stop(server, dir)).stderr, "");
-    },
-  );
-}
-
-withPython(
-  "peers (python multiprocessing.connection): send_bytes of 1,000,000 bytes, then recv_bytes, one thread",
-  async () => {
+/** Single-threaded Python peers (tests/fixtures/peer_python.py): a whole message, then its echo. */
+const PYTHON_PEERS = [
+  ...["lines", "length", "raw"].map((framing) => ({
+    name: `peers (python os): one ${MAX}-byte message, written whole before reading, ${framing}`,
+    framing,
+    args: ["os", framing],
+    size: MAX,
+    said: `ok ${framing} ${MAX}\n`,
+  })),
+  {
+    name: "peers (python multiprocessing.connection): send_bytes of 1,000,000 bytes, then " +
+      "recv_bytes, one thread",
+    framing: "length",
+    args: ["mp"],
+    size: 1_000_000,
+    said: "ok mp 1000000\n",
+  },
+];
+for (const { name, framing, args, size, said } of PYTHON_PEERS) {
+  withPython(name, async () => {
     using tmp = tempDir();
     using cwd = tempDir("fifo-cwd-");
     const dir = tmp.path;
-    await using server = await cardServer(dir, cwd.path, ["--framing", "length"]);
+    await using server = await cardServer(dir, cwd.path, ["--framing", framing]);
     const peer = await spawn("python3", [
       projectPath("tests/fixtures/peer_python.py"),
-      "mp",
+      ...args,
       `${dir}/pipe.in`,
       `${dir}/pipe.out`,
-      "1000000",
+      String(size),
     ], { deadline: 20_000 }).done;
     assert.equal(peer.stderr, "");
-    assert.equal(peer.stdout, "ok mp 1000000\n");
+    assert.equal(peer.stdout, said);
     assert.equal((await stop(server, dir)).stderr, "");
-  },
-);
+  });
+}
 
 withPython(
   "peers (python os): a client that writes on and never reads is dropped at the bound, alone",
