@@ -163,7 +163,7 @@ export async function filter(conn: FifoConn, options: FilterOptions = {}): Promi
   });
   const reader = async () => {
     const buffer = new Uint8Array(CHUNK);
-    const joined = new Uint8Array(CHUNK);
+    const joined = new Uint8Array(CHUNK); // reused: written out before the next read
     const frames = length ? new LengthUnframer() : undefined;
     for (;;) {
       if (conn.receivedBytes === conn.sentBytes) {
@@ -198,7 +198,7 @@ export async function filter(conn: FifoConn, options: FilterOptions = {}): Promi
         if (out.length) outs.push(out);
       }
       // One write per read, not one per reply record: each write is a runtime op.
-      if (outs.length) await writeAll(output, outs.length === 1 ? outs[0] : join(outs, joined));
+      if (outs.length) await writeAll(output, concatBytes(outs, joined));
       nudge();
     }
   };
@@ -221,19 +221,6 @@ export async function filter(conn: FifoConn, options: FilterOptions = {}): Promi
 
 async function writeAll(output: FilterSink, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) done += await output.write(bytes.subarray(done));
-}
-
-/** `parts` one after another in `into` (reused: written out before the next read). */
-function join(parts: Uint8Array[], into: Uint8Array): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  if (length > into.length) return concatBytes(parts);
-  let at = 0;
-  for (const part of parts) {
-    into.set(part, at);
-    at += part.length;
-  }
-  return into.subarray(0, length);
 }
 
 function count(bytes: Uint8Array, byte: number): number {

@@ -171,7 +171,7 @@ export class HubSession {
           length += this.#queue[count++].length;
         }
         const pieces = this.#queue.slice(0, count);
-        await this.#blocking.writeAll(count === 1 ? pieces[0] : concatBytes(pieces));
+        await this.#blocking.writeAll(concatBytes(pieces));
         if (this.#closed) return;
         this.#queue.splice(0, count);
         this.#queued -= length;
@@ -203,9 +203,7 @@ export class HubSession {
       return; // gone or replaced: then nobody is blocked on it either
     }
     try {
-      if (reader.info.dev !== this.#reply.info.dev || reader.info.ino !== this.#reply.info.ino) {
-        return;
-      }
+      if (!this.#isReplyFifo(reader)) return;
       const sink = new Uint8Array(65536);
       for (const deadline = Date.now() + 1000; this.#draining && Date.now() < deadline;) {
         while ((reader.readSync(sink) ?? 0) > 0) { /* dropped */ }
@@ -218,13 +216,17 @@ export class HubSession {
     }
   }
 
+  /** Whether `file`, opened by path, is the very FIFO of the session's reply end. */
+  #isReplyFifo(file: FifoFile): boolean {
+    return file.info.dev === this.#reply.info.dev && file.info.ino === this.#reply.info.ino;
+  }
+
   /** The reply FIFO again, blocking: the very FIFO of the non-blocking end, or an error. */
   async #openBlocking(): Promise<FifoFile> {
     const path = this.#reply.path;
     // The client holds the read end: this open does not wait (unless it just left).
     const file = await FifoFile.open(path, { access: "write", uid: this.#hub.uid, timeout: 1000 });
-    const { dev, ino } = this.#reply.info;
-    if (file.info.dev !== dev || file.info.ino !== ino) {
+    if (!this.#isReplyFifo(file)) {
       file.close();
       throw new Error(`Cannot use FIFO "${path}": it was replaced`);
     }
