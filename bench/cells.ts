@@ -21,10 +21,10 @@ import {
   sleep,
   spawn,
   type Spawned,
-  stop,
   switchesBetween,
   watchMemory,
 } from "./procs.ts";
+import { stopProcess } from "../tools/spawn.ts";
 
 export const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -282,7 +282,7 @@ export async function startOurServer(
   for (;;) {
     if (exited) throw new Error(`server exited at start: ${lastLine(server.stderr())}`);
     if (Date.now() > deadline) {
-      await stop(server, 1000);
+      await stopProcess(server, 1000);
       throw new Error("server not ready after 15 s");
     }
     const made = fifos.every((path) => {
@@ -323,7 +323,7 @@ async function ourCell(env: Env, w: Workload, impl: "ours" | "conn" | "session")
     return { value: figure(w, parseResult(proc.stdout())), peakKiB, idleKiB: started.idleKiB };
   } finally {
     await memory?.stop();
-    if (started) await stop(started.server);
+    if (started) await stopProcess(started.server);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
@@ -408,7 +408,7 @@ async function sessionsCell(env: Env, w: Workload, clients: number): Promise<Cel
     await memory?.stop();
     for (const d of drivers) d.kill("SIGKILL");
     await Promise.all(drivers.map((d) => d.exited));
-    if (started) await stop(started.server);
+    if (started) await stopProcess(started.server);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
@@ -505,7 +505,7 @@ async function filterCell(env: Env, w: Workload, impl: ImplId): Promise<CellResu
   } finally {
     await memory.stop();
     if (impl === "c") server.kill("SIGKILL");
-    await stop(server);
+    await stopProcess(server);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
@@ -565,7 +565,7 @@ async function idleCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult
       await holder.closeStdin().catch(() => {});
       await finish(holder, 10_000);
     }
-    await stop(started.server);
+    await stopProcess(started.server);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

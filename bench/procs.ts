@@ -55,12 +55,6 @@ export async function finish(proc: Spawned, ms: number): Promise<Finished | unde
   return result;
 }
 
-/** Stops a server: SIGTERM, then SIGKILL after `ms`. */
-export async function stop(proc: Spawned, ms = 5000): Promise<void> {
-  proc.kill("SIGTERM");
-  await finish(proc, ms);
-}
-
 /** Runs a command to its end within `seconds`; throws with its stderr when it fails. */
 export async function run(command: string, args: string[], seconds: number): Promise<string> {
   const proc = spawn(command, args);

@@ -18,10 +18,12 @@ import {
   type Proc,
   projectPath,
   requires,
+  roundTrip,
   runCli,
   spawn,
   spawnSoakClient,
   startServer,
+  stopServer,
   tempDir,
   waitForStopped,
   waitForThread,
@@ -89,27 +91,6 @@ function cliStreaming(proc: Proc, n: number, what: string): Promise<void> {
     15_000,
     `${what} streaming`,
   );
-}
-
-/** One round trip through a session and one through the plain pair. */
-async function roundTrip(dir: string, label: string): Promise<void> {
-  for (const mode of ["session", "shared"] as const) {
-    await using conn = await connect({ dir, mode, timeout: 5000 });
-    await conn.send(`${label} ${mode}`);
-    const reply = await conn.receive();
-    assertEquals(reply && new TextDecoder().decode(reply), `${label} ${mode}`);
-  }
-}
-
-/** Sends SIGTERM and expects a clean exit; returns how long the stop took. */
-async function stopServer(server: Proc, signal: Deno.Signal = "SIGTERM"): Promise<number> {
-  const start = performance.now();
-  server.child.kill(signal);
-  const result = await server.done;
-  const ms = performance.now() - start;
-  assertEquals(result.code, 0, `exit status after ${signal}; stderr: ${result.stderr}`);
-  assert(!/Uncaught|panicked/.test(result.stderr), result.stderr);
-  return ms;
 }
 
 /** Kills whatever is still running (each by its own handle), ignoring the already gone. */
@@ -209,7 +190,9 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       for (const [i, l] of loaders.entries()) await streaming(l, `loader ${i}`);
       await cliStreaming(plain, 50, "the plain client");
 
-      const ms = await stopServer(server, signal);
+      const started = performance.now();
+      await stopServer(server, signal);
+      const ms = performance.now() - started;
       console.log(`${signal}: the server stopped in ${Math.round(ms)} ms under load`);
       for (const proc of [...loaders, plain]) {
         const result = await proc.done;

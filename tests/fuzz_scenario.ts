@@ -23,6 +23,7 @@ import {
   memoryOf,
   type Proc,
   projectPath,
+  roundTrip,
   spawn,
   startServer,
   tempDir,
@@ -108,21 +109,6 @@ async function drive(
   const result = await driver.done;
   assertEquals(result.code, 0, `the ${mode} driver failed: ${result.stderr}`);
   return JSON.parse(result.stdout.trim().split("\n").at(-1)!);
-}
-
-/** One well-formed exchange, through a session and through the plain pair. */
-export async function roundTrip(dir: string, framing: Framing, label: string): Promise<void> {
-  for (const mode of ["session", "shared"] as const) {
-    await using conn = await connect({ dir, framing, maxMessage: MAX, mode, timeout: 5000 });
-    const text = `ok ${label} ${mode}`;
-    await conn.send(text);
-    const reply = await conn.receive();
-    assertEquals(
-      reply && new TextDecoder().decode(reply),
-      text,
-      `round trip (${mode}) after ${label}`,
-    );
-  }
 }
 
 /** Lines the server logged (its stderr). */
@@ -212,7 +198,7 @@ export async function fuzzServer(framing: Framing, runSeed: number, size: FuzzSi
   /** Checks after a batch: alive, serving, the log, the memory. */
   const afterBatch = async (label: string, rejected: number, pattern: RegExp, exact: boolean) => {
     assert(await isRunning(server), `the server died during ${label}: ${server.stderr()}`);
-    await roundTrip(dir.path, framing, label);
+    await roundTrip(dir.path, `after ${label}`, { framing, maxMessage: MAX });
     const lines = logLines(server);
     const fresh = lines.slice(logged);
     logged = lines.length;

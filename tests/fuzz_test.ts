@@ -17,8 +17,8 @@ import { connect } from "../lib/session/connect.ts";
 import { FifoFile } from "../lib/fifo/fifo_file.ts";
 import { FRAMINGS } from "../lib/framing/framing.ts";
 import { encodeRecord, RecordType } from "../lib/session/session_protocol.ts";
-import { fuzzSeed, fuzzServer, type FuzzSize, logLines, roundTrip } from "./fuzz_scenario.ts";
-import { isRunning, requires, startServer, tempDir, waitUntil } from "./helpers.ts";
+import { fuzzSeed, fuzzServer, type FuzzSize, logLines } from "./fuzz_scenario.ts";
+import { isRunning, requires, roundTrip, startServer, tempDir, waitUntil } from "./helpers.ts";
 // What the kernel says of the server: /proc counters, thread and process states.
 import * as kernel from "../tools/proc_files.ts";
 
@@ -66,7 +66,7 @@ test({
     await waitUntil(() => server.stderr() !== "", 5000, "a log line");
     // The round trip's HELLO comes after the null one on the same FIFO: answered, it shows
     // the request loop lived through the null one.
-    await roundTrip(dir.path, "lines", "a null HELLO");
+    await roundTrip(dir.path, "after a null HELLO");
     assert(await isRunning(server), `the server died: ${server.stderr()}`);
     assertEquals(logLines(server).length, 1, server.stderr());
   },

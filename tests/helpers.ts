@@ -4,8 +4,10 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { isServed } from "../lib/fifo/fifo_file.ts";
+import { connect, type ConnectOptions } from "../lib/session/connect.ts";
 import { type Proc, spawn, type SpawnOptions } from "../tools/spawn.ts";
 import { waitForThread } from "../tools/proc_files.ts";
 
@@ -220,6 +222,33 @@ export async function serve(
     throw error;
   }
   return server;
+}
+
+/**
+ * Stops a server with `signal`: it must exit 0 without an uncaught error. Returns its last
+ * line of output (`server stopped: …`).
+ */
+export async function stopServer(server: Proc, signal: Deno.Signal = "SIGTERM"): Promise<string> {
+  server.child.kill(signal);
+  const { code, stdout, stderr } = await server.done;
+  assert.equal(code, 0, `exit status after ${signal}; stderr: ${stderr}`);
+  assert.doesNotMatch(stderr, /Uncaught|panicked/);
+  return stdout.trim().split("\n").at(-1) ?? "";
+}
+
+/** One checked exchange through a session and one through the plain pair, in `dir`. */
+export async function roundTrip(
+  dir: string,
+  label: string,
+  options: Pick<ConnectOptions, "framing" | "maxMessage"> = {},
+): Promise<void> {
+  for (const mode of ["session", "shared"] as const) {
+    await using conn = await connect({ dir, ...options, mode, timeout: 5000 });
+    const text = `ok ${label} ${mode}`;
+    await conn.send(text);
+    const reply = await conn.receive();
+    assert.equal(reply && new TextDecoder().decode(reply), text, `round trip (${mode}) ${label}`);
+  }
 }
 
 /** {@linkcode serve} with `--quiet`. */

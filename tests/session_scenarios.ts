@@ -15,6 +15,7 @@ import {
   type RunOptions,
   spawn,
   startServer,
+  stopServer,
   tempDir,
   waitUntil,
 } from "./helpers.ts";
@@ -65,14 +66,6 @@ export function summaryOf(stdout: string): Record<string, unknown> {
 /** The server's own FIFOs and private directory, as {@linkcode entries} lists them. */
 export function serverFiles(name = "pipe"): string[] {
   return [`.${name}.keep-*`, `${name}.ctl`, `${name}.in`, `${name}.out`];
-}
-
-/** Stops a server with SIGTERM and returns its final `server stopped: …` line. */
-export async function stopServer(server: Proc): Promise<string> {
-  server.child.kill("SIGTERM");
-  const { code, stdout, stderr } = await server.done;
-  if (code !== 0) throw new Error(`The server exited with ${code}: ${stderr}`);
-  return stdout.trim().split("\n").at(-1) ?? "";
 }
 
 /** The line a server prints when it stops, without its duration. */

@@ -25,6 +25,7 @@ import {
   requires,
   runCli,
   startServer,
+  stopServer,
   tempDir,
   waitForProc,
   waitForStopped,
@@ -38,7 +39,6 @@ import {
   serverFiles,
   startSessionServer,
   stoppedLine,
-  stopServer,
   summaryOf,
 } from "./session_scenarios.ts";
 
