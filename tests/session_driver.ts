@@ -12,7 +12,9 @@
  *   Prints `{"progress":N}` every `--progress` echoes, then one JSON summary line.
  * - `idle`: opens `--idle` session connections that stay silent, then one more that does
  *   `--rounds` checked round trips; then (with `--check-idle`) one round trip on every
- *   idle connection; closes them all and prints a JSON summary.
+ *   idle connection; closes them all and prints a JSON summary. With `--listening`, every
+ *   idle connection keeps a receive pending all along, as a `for await` over its
+ *   `readable` would: more than Deno's 32 blocking threads if each parked a read.
  * - `stall`: sends one `--size` message and never reads the echo; prints `{"stalled":true}`
  *   and waits (at most `--linger` ms) to be killed.
  *
@@ -137,6 +139,12 @@ async function runIdle({ dir, name, framing, timeout, connectOptions, values }: 
     }
     const connectMs = performance.now() - connectStart;
     if (idle.some((c) => c.mode !== "session")) fail("An idle connection is not a session");
+    // Caught at once, thrown when awaited: a timeout here must not end the process early.
+    const listening = values.listening
+      ? idle.map((conn) =>
+        conn.receive({ timeout: Infinity }).then((got) => ({ got }), (error) => ({ error }))
+      )
+      : undefined;
 
     await using active = await connect(connectOptions);
     const dirsWhileConnected = sessionDirs(dir, name);
@@ -153,11 +161,19 @@ async function runIdle({ dir, name, framing, timeout, connectOptions, values }: 
     }
     let idleChecked = 0;
     if (values["check-idle"]) {
-      // One by one: a pending read per connection would park a thread each.
       const probe = new TextEncoder().encode("still here");
-      for (const conn of idle) {
+      for (const [i, conn] of idle.entries()) {
         await conn.send(probe);
-        await expectEcho(conn, probe, idleChecked++, timeout);
+        if (!listening) {
+          await expectEcho(conn, probe, idleChecked++, timeout);
+          continue;
+        }
+        const result = await listening[i];
+        if ("error" in result) throw result.error;
+        if (result.got === null) fail(`The server ended idle session #${i}`);
+        const at = firstDifference(result.got, probe);
+        if (at >= 0) fail(`Idle session #${i}'s echo differs at byte ${at}`);
+        idleChecked++;
       }
     }
     times.sort((a, b) => a - b);
@@ -209,6 +225,7 @@ async function main(args: string[]): Promise<number> {
         rounds: { type: "string", default: "100" },
         concurrency: { type: "string", default: "8" },
         "check-idle": { type: "boolean", default: false },
+        listening: { type: "boolean", default: false },
         size: { type: "string", default: String(512 * 1024) },
         linger: { type: "string", default: "60000" },
         timeout: { type: "string", default: "30000" },

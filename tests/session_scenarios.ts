@@ -199,6 +199,8 @@ export interface IdleScenario {
   deadline?: number;
   /** Also one round trip on every idle connection at the end. */
   checkIdle?: boolean;
+  /** Every idle connection keeps a receive pending all along. */
+  listening?: boolean;
 }
 
 /**
@@ -218,6 +220,7 @@ export async function idleScenario(scenario: IdleScenario): Promise<Record<strin
     "--rounds",
     String(scenario.rounds),
     ...(scenario.checkIdle ? ["--check-idle"] : []),
+    ...(scenario.listening ? ["--listening"] : []),
   ], { deadline });
   const result = await driver.done;
   if (result.code !== 0) throw new Error(`The driver exited with ${result.code}: ${result.stderr}`);

@@ -79,9 +79,10 @@ for (const [name, scenario, survivors] of ECHO_SCENARIOS) {
   });
 }
 
-test("100 idle sessions in one process plus one active one: 50 round trips, then nothing left", async () => {
-  // More idle sessions than Deno's 32 blocking threads; stress_test.ts holds 1,000.
-  const summary = await idleScenario({ idle: 100, rounds: 50, checkIdle: true });
+test("100 idle sessions in one process, each with a receive pending, plus one active one: 50 round trips, then nothing left", async () => {
+  // More pending receives than Deno's 32 blocking threads: parked, they would stall the
+  // whole process. stress_test.ts holds 1,000.
+  const summary = await idleScenario({ idle: 100, rounds: 50, checkIdle: true, listening: true });
   assertEquals(summary.idle, 100);
 });
 

@@ -52,6 +52,7 @@ test("stress: 1,000 idle sessions in one process plus one active one, 100 round 
     idle: 1000,
     rounds: 100,
     checkIdle: true,
+    listening: true,
     deadline: 10 * MINUTE,
   });
   assertEquals(summary.idle, 1000);

@@ -5,6 +5,7 @@
  */
 import { type FifoConn, wireOf } from "../session/connect.ts";
 import { ReplyDecoder, type ReplyHandler } from "../session/session_protocol.ts";
+import { readReply } from "../session/reply_reads.ts";
 import { abortable, explainTimeout } from "../fifo/abortable.ts";
 import { concatBytes } from "../framing/concat_bytes.ts";
 import { FrameDecoder } from "../framing/framing.ts";
@@ -172,7 +173,7 @@ export async function filter(conn: FifoConn, options: FilterOptions = {}): Promi
         continue;
       }
       const want = Math.min(buffer.length, conn.sentBytes - conn.receivedBytes);
-      const read = wire.reader.read(buffer.subarray(0, want));
+      const read = readReply(wire.reader, wire.poll, buffer.subarray(0, want));
       const n = timeout === Infinity
         ? await read
         : await abortable(read, AbortSignal.timeout(timeout)).catch((error) => {

@@ -11,6 +11,7 @@ import { makeFifo, removeFifo } from "../fifo/make_fifo.ts";
 import { assertMkfifoAllowed } from "../fifo/mkfifo_permission.ts";
 import { checkServerDir, serverPlace } from "../fifo/server_place.ts";
 import { messageReadable, messageWritable } from "./message_streams.ts";
+import { expectReply, readReply } from "./reply_reads.ts";
 import {
   encodeData,
   encodeRecord,
@@ -110,6 +111,11 @@ export interface Transport {
   records?: { ack: boolean };
   write(wire: Uint8Array): Promise<void>;
   reader: FifoFile;
+  /**
+   * A non-blocking read end of the same FIFO: reads take what is there without a thread
+   * hop, and park few threads however many connections the process holds.
+   */
+  poll?: FifoFile;
   /** Closes everything; `readerParked` says a read of `reader` is still pending. */
   close(readerParked: boolean): void;
 }
@@ -272,6 +278,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
     }
     this.sentBytes += wire.length;
     await this.#transport.write(wire);
+    expectReply();
   }
 
   /**
@@ -325,7 +332,8 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   #pump(): Promise<void> {
     this.#pending ??= (async () => {
       try {
-        const n = await this.#transport.reader.read(this.#buffer);
+        const { reader, poll } = this.#transport;
+        const n = await readReply(reader, poll, this.#buffer);
         if (n === null) {
           const rest = this.#decoder.takeRest();
           if (rest.length) this.#queue.push(rest);
@@ -580,7 +588,8 @@ async function connectSession(
     // Held read-write for our whole life: the server polls its read end, and sees end of
     // file only when we are gone, however we die.
     opened.push(FifoFile.openSync(alivePath, { access: "readwrite", uid }));
-    // A reader must exist before the server opens the reply end without blocking.
+    // A reader must exist before the server opens the reply end without blocking; kept
+    // for reads that must not park a thread (see reply_reads.ts).
     const placeholder = FifoFile.openSync(replyPath, { access: "read", nonblocking: true, uid });
     opened.push(placeholder);
     const fast = FifoFile.openSync(controlPath, { access: "write", nonblocking: true, uid });
@@ -606,7 +615,6 @@ async function connectSession(
       throw explainTimeout(error, timeout, answered);
     });
     opened.push(reply);
-    placeholder.close();
     const { handshake, early } = await readHandshake(reply, signal, replyPath).catch((error) => {
       throw explainTimeout(error, timeout, answered);
     });
@@ -622,6 +630,7 @@ async function connectSession(
         return writeRecords(fast, blockingControl, records, ends);
       },
       reader: reply,
+      poll: placeholder,
       close(readerParked) {
         try {
           fast.tryWrite(encodeRecord(RecordType.BYE, id, new Uint8Array(0)));
