@@ -10,8 +10,8 @@
  * - B pipelined: 200,000 64-byte lines, the client writing while it reads (messages/s).
  * - C bulk: 256 MiB in 64 KiB writes, `raw` and `length` framing (MiB/s).
  * - D sessions: 1, 16 and 256 concurrent session clients doing ping-pong against our
- *   server, at most 16 per driver process (`bench/sessions_load.ts`), aggregate messages/s
- *   from the start barrier to the last client done.
+ *   server from one driver process (`bench/sessions_load.ts`), and 256 over 16 processes;
+ *   aggregate messages/s from the start barrier to the last client done.
  * - E filter: `client.ts --stdin` (session, and `--shared`) from a file of 1,000,000 lines
  *   of 25 B (bytes that are not UTF-8 among them) to a file, checked byte for byte; lines/s
  *   over the whole client process, and its peak RSS. Baseline: `cat` through the C pair.

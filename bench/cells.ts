@@ -31,8 +31,22 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const MiB = 1024 * 1024;
 /** The card's permissions: what users run our server and client with. */
 export const CARD = ["--allow-read=/tmp", "--allow-write=/tmp", "--allow-run=mkfifo"];
-/** Session connections per driver process: Deno stalls near 32 parked FIFO reads. */
-export const PER_PROCESS = 16;
+/** A D cell: `clients` session clients shared out over `processes` driver processes. */
+export interface SessionLayout {
+  clients: number;
+  processes: number;
+}
+
+/** The workload id of a D layout: `D-256`, or `D-256-in-16` over several processes. */
+export function sessionsId({ clients, processes }: SessionLayout): `D-${string}` {
+  return processes === 1 ? `D-${clients}` : `D-${clients}-in-${processes}`;
+}
+
+/** The layout a D workload id names. */
+export function sessionLayout(id: string): SessionLayout {
+  const [, clients, processes] = id.match(/^D-(\d+)(?:-in-(\d+))?$/) ?? [];
+  return { clients: Number(clients), processes: Number(processes ?? 1) };
+}
 
 export interface Sizes {
   pingCount: number;
@@ -43,7 +57,7 @@ export interface Sizes {
   bulkChunk: number;
   /** Messages per D cell, shared out over its clients. */
   sessionTotal: number;
-  sessionClients: number[];
+  sessionClients: SessionLayout[];
   sessionSize: number;
   /** E: lines through `client.ts --stdin`. */
   filterLines: number;
@@ -66,7 +80,14 @@ export const FULL: Sizes = {
   bulkTotal: 256 * MiB,
   bulkChunk: 64 * 1024,
   sessionTotal: 20_480,
-  sessionClients: [1, 16, 256],
+  // 256 in one process, as users would hold them since a process may hold any number; and
+  // over 16 processes, the layout the bench used while 32 pending receives stalled one.
+  sessionClients: [
+    { clients: 1, processes: 1 },
+    { clients: 16, processes: 1 },
+    { clients: 256, processes: 1 },
+    { clients: 256, processes: 16 },
+  ],
   sessionSize: 64,
   filterLines: 1_000_000,
   idleSessions: 1000,
@@ -94,7 +115,7 @@ export type WorkloadId =
   | "B"
   | "C-raw"
   | "C-length"
-  | `D-${number}`
+  | `D-${string}`
   | "E-session"
   | "E-shared"
   | "F-none"
@@ -328,8 +349,9 @@ async function ourCell(env: Env, w: Workload, impl: "ours" | "conn" | "session")
   }
 }
 
-/** Workload D: K session clients over ceil(K / 16) driver processes, one start barrier. */
-async function sessionsCell(env: Env, w: Workload, clients: number): Promise<CellResult> {
+/** Workload D: session clients over driver processes (see `SessionLayout`), one start barrier. */
+async function sessionsCell(env: Env, w: Workload): Promise<CellResult> {
+  const { clients, processes } = sessionLayout(w.id);
   const dir = await freshDir(env);
   const drivers: Spawned[] = [];
   let started: { server: Spawned; idleKiB?: number } | undefined;
@@ -337,7 +359,6 @@ async function sessionsCell(env: Env, w: Workload, clients: number): Promise<Cel
   try {
     started = await startOurServer(env, dir, "lines");
     memory = watchMemory(started.server.pid);
-    const processes = Math.ceil(clients / PER_PROCESS);
     const perClient = Math.max(1, Math.ceil(env.sizes.sessionTotal / clients));
     const ready: Promise<void>[] = [];
     for (let p = 0; p < processes; p++) {
@@ -573,7 +594,7 @@ async function idleCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult
 export async function runCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult> {
   try {
     if ((impl === "c" || impl === "py") && w.group !== "E") return await baselineCell(env, w, impl);
-    if (impl === "sessions") return await sessionsCell(env, w, Number(w.id.slice(2)));
+    if (impl === "sessions") return await sessionsCell(env, w);
     if (w.group === "E") return await filterCell(env, w, impl);
     if (impl === "idle" || impl === "idlePlain") return await idleCell(env, w, impl);
     if (impl === "ours" || impl === "conn" || impl === "session") {
@@ -617,13 +638,15 @@ export function workloads(sizes: Sizes, only: Set<string>, python: boolean): Wor
       baseline: "c",
       deadline: 120,
     })),
-    ...sizes.sessionClients.map((k): Workload => ({
-      id: `D-${k}`,
+    ...sizes.sessionClients.map((layout): Workload => ({
+      id: sessionsId(layout),
       group: "D",
-      title: `D sessions, ${k} client${k === 1 ? "" : "s"}, ping-pong ${sizes.sessionSize} B`,
+      title: `D sessions, ${layout.clients} client${layout.clients === 1 ? "" : "s"}${
+        layout.processes === 1 ? "" : ` in ${layout.processes} processes`
+      }, ping-pong ${sizes.sessionSize} B`,
       unit: "messages/s",
       impls: ["sessions"],
-      baseline: `D-${sizes.sessionClients[0]}`,
+      baseline: sessionsId(sizes.sessionClients[0]),
       deadline: 120,
     })),
     ...(["session", "shared"] as const).map((mode): Workload => ({

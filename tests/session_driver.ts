@@ -126,7 +126,8 @@ async function runIdle({ dir, name, framing, timeout, connectOptions, values }: 
   try {
     const connectStart = performance.now();
     while (idle.length < idleCount) {
-      // A few at a time: each connect parks one blocking open until the server answers.
+      // --concurrency at a time: each connect parks an open and a read until the server
+      // answers, which it does without help from this process, so they only queue.
       const batch = Math.min(concurrency, idleCount - idle.length);
       const settled = await Promise.allSettled(
         Array.from({ length: batch }, () => connect(connectOptions)),

@@ -201,6 +201,8 @@ export interface IdleScenario {
   checkIdle?: boolean;
   /** Every idle connection keeps a receive pending all along. */
   listening?: boolean;
+  /** Idle connections opened at once (the driver's default: 8). */
+  concurrency?: number;
 }
 
 /**
@@ -221,6 +223,7 @@ export async function idleScenario(scenario: IdleScenario): Promise<Record<strin
     String(scenario.rounds),
     ...(scenario.checkIdle ? ["--check-idle"] : []),
     ...(scenario.listening ? ["--listening"] : []),
+    ...(scenario.concurrency ? ["--concurrency", String(scenario.concurrency)] : []),
   ], { deadline });
   const result = await driver.done;
   if (result.code !== 0) throw new Error(`The driver exited with ${result.code}: ${result.stderr}`);

@@ -79,10 +79,16 @@ for (const [name, scenario, survivors] of ECHO_SCENARIOS) {
   });
 }
 
-test("100 idle sessions in one process, each with a receive pending, plus one active one: 50 round trips, then nothing left", async () => {
-  // More pending receives than Deno's 32 blocking threads: parked, they would stall the
-  // whole process. stress_test.ts holds 1,000.
-  const summary = await idleScenario({ idle: 100, rounds: 50, checkIdle: true, listening: true });
+test("100 sessions opened at once in one process, each with a receive pending, plus one active one: 50 round trips, then nothing left", async () => {
+  // More opens and pending receives than Deno's 32 blocking threads: parked, they would
+  // stall the whole process. stress_test.ts holds 1,000.
+  const summary = await idleScenario({
+    idle: 100,
+    rounds: 50,
+    checkIdle: true,
+    listening: true,
+    concurrency: 100,
+  });
   assertEquals(summary.idle, 100);
 });
 
