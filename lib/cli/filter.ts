@@ -5,7 +5,6 @@
  */
 import { type FifoConn, wireOf } from "../session/connect.ts";
 import { ReplyDecoder, type ReplyHandler } from "../session/session_protocol.ts";
-import { readReply } from "../session/reply_reads.ts";
 import { abortable, explainTimeout } from "../fifo/abortable.ts";
 import { concatBytes } from "../framing/concat_bytes.ts";
 import { FrameDecoder } from "../framing/framing.ts";
@@ -173,11 +172,15 @@ export async function filter(conn: FifoConn, options: FilterOptions = {}): Promi
         continue;
       }
       const want = Math.min(buffer.length, conn.sentBytes - conn.receivedBytes);
-      const read = readReply(wire.reader, wire.poll, buffer.subarray(0, want));
+      const read = wire.replies.read(buffer.subarray(0, want));
       const n = timeout === Infinity
         ? await read
         : await abortable(read, AbortSignal.timeout(timeout)).catch((error) => {
-          throw explainTimeout(error, timeout, `waiting for a reply on "${wire.reader.path}"`);
+          throw explainTimeout(
+            error,
+            timeout,
+            `waiting for a reply on "${wire.replies.file.path}"`,
+          );
         });
       if (n === null) {
         throw new Error(

@@ -11,7 +11,7 @@ import { makeFifo, removeFifo } from "../fifo/make_fifo.ts";
 import { assertMkfifoAllowed } from "../fifo/mkfifo_permission.ts";
 import { checkServerDir, serverPlace } from "../fifo/server_place.ts";
 import { messageReadable, messageWritable } from "./message_streams.ts";
-import { expectReply, readReply } from "./reply_reads.ts";
+import { ReplyReader } from "./reply_reads.ts";
 import {
   encodeData,
   encodeRecord,
@@ -110,12 +110,8 @@ export interface Transport {
   /** Replies come as reply records; `ack`: credit comes in ACK records, not as replies. */
   records?: { ack: boolean };
   write(wire: Uint8Array): Promise<void>;
-  reader: FifoFile;
-  /**
-   * A non-blocking read end of the same FIFO: reads take what is there without a thread
-   * hop, and park few threads however many connections the process holds.
-   */
-  poll?: FifoFile;
+  /** Reads the replies, parking few threads however many connections the process holds. */
+  replies: ReplyReader;
   /** Closes everything; `readerParked` says a read of `reader` is still pending. */
   close(readerParked: boolean): void;
 }
@@ -278,7 +274,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
     }
     this.sentBytes += wire.length;
     await this.#transport.write(wire);
-    expectReply();
+    this.#transport.replies.expectReply();
   }
 
   /**
@@ -290,7 +286,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   async receive(options: ReceiveOptions = {}): Promise<Uint8Array | null> {
     const timeout = options.timeout ?? this.#timeout;
     while (!this.#queue.length && !this.#ended) {
-      const what = () => `waiting for a reply on "${this.#transport.reader.path}"`;
+      const what = () => `waiting for a reply on "${this.#transport.replies.file.path}"`;
       if (options.signal) {
         const signals = [options.signal];
         if (timeout !== Infinity) signals.push(AbortSignal.timeout(timeout));
@@ -332,8 +328,7 @@ export class FifoConn implements AsyncDisposable, AsyncIterable<Uint8Array> {
   #pump(): Promise<void> {
     this.#pending ??= (async () => {
       try {
-        const { reader, poll } = this.#transport;
-        const n = await readReply(reader, poll, this.#buffer);
+        const n = await this.#transport.replies.read(this.#buffer);
         if (n === null) {
           const rest = this.#decoder.takeRest();
           if (rest.length) this.#queue.push(rest);
@@ -473,7 +468,7 @@ async function connectShared(
   const transport: Transport = {
     window: Infinity,
     write: (wire) => input.writeAll(wire),
-    reader: output,
+    replies: new ReplyReader(output),
     close() {
       // Our writer leaving is the end of our stream: the server then closes the output,
       // which also ends a read of ours still pending. (Nothing may be written into the
@@ -629,8 +624,7 @@ async function connectSession(
         const { records, ends } = encodeData(id, wire);
         return writeRecords(fast, blockingControl, records, ends);
       },
-      reader: reply,
-      poll: placeholder,
+      replies: new ReplyReader(reply, placeholder),
       close(readerParked) {
         try {
           fast.tryWrite(encodeRecord(RecordType.BYE, id, new Uint8Array(0)));
