@@ -20,7 +20,7 @@ import type { FifoFile } from "../fifo/fifo_file.ts";
 /** Reads this process parks at most at once; Deno's blocking pool stalls near 32. */
 export const PARKED_READS_MAX = 16;
 /** The longest a polled read waits between tries, reached while nothing comes. */
-export const POLL_MAX_MS = 1000;
+export const POLL_MAX_MS = 5000;
 const POLL_MIN_MS = 1;
 /** After a try that found nothing, up to 2^6 - 1 reads skip the try. */
 const MAX_MISSES = 6;
