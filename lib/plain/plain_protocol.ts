@@ -29,9 +29,10 @@ export const Slot = {
   /** The last client number the output opened `NAME.out` for; notified. */
   SERVED: 6,
   /**
-   * The last client that ended with no reader on `NAME.out`, stored before the input loop
-   * waits for the next writer: its replies go with it, and a reader that comes after is
-   * the next client's, whatever order its messages reach the event loop in.
+   * The last client that ended with no reader left to claim `NAME.out`: none was there, or
+   * the output already held that client's reader. Stored before the input loop waits for
+   * the next writer: a reader that comes after is the next client's, whatever order its
+   * messages reach the event loop in (and with no reader, the replies held go).
    */
   LEFT_ALONE: 7,
 } as const;
