@@ -112,7 +112,7 @@ export interface Transport {
   write(wire: Uint8Array): Promise<void>;
   /** Reads the replies, parking few threads however many connections the process holds. */
   replies: ReplyReader;
-  /** Closes everything; `readerParked` says a read of `reader` is still pending. */
+  /** Closes everything; `readerParked` says a read of `replies` is still pending. */
   close(readerParked: boolean): void;
 }
 
