@@ -384,6 +384,23 @@ const EMPTY_WITH_READER = [
   "end 1, readerThere=true: 0 messages, 0 bytes, 0 clients",
 ];
 
+/**
+ * "hello\n" into a pipe with room for 3 bytes: the rest is posted after a nap brings no
+ * room; then "b\n" waits for the output to drain what it holds.
+ */
+const INTO_A_FULL_PIPE = [
+  "open",
+  "begin 1",
+  r`read "hello\n"`,
+  "open output now: a reader",
+  r`write "hello\n": 3 taken`,
+  `nap ${FULL_PIPE_NAP_MS}`,
+  r`write "lo\n": 0 taken`,
+  r`replies 1 "lo\n"`,
+  r`read "b\n"`,
+  "wait for held ≠ 3",
+];
+
 const CASES: Case[] = [
   ...FRAMINGS.flatMap(framingCases),
   oversizedCase("lines"),
@@ -596,16 +613,7 @@ const CASES: Case[] = [
     name: "a full pipe (EAGAIN) takes part of a reply; the rest, and later replies, are posted",
     script: { served: true, reader: true, room: 3, writers: [["hello\n", "b\n", EOF]] },
     trace: [
-      "open",
-      "begin 1",
-      r`read "hello\n"`,
-      "open output now: a reader",
-      r`write "hello\n": 3 taken`,
-      `nap ${FULL_PIPE_NAP_MS}`,
-      r`write "lo\n": 0 taken`,
-      r`replies 1 "lo\n"`,
-      r`read "b\n"`,
-      "wait for held ≠ 3",
+      ...INTO_A_FULL_PIPE,
       r`replies 1 "b\n"`,
       "read: end of file",
       "close output",
@@ -670,16 +678,7 @@ const CASES: Case[] = [
       },
     },
     trace: [
-      "open",
-      "begin 1",
-      r`read "hello\n"`,
-      "open output now: a reader",
-      r`write "hello\n": 3 taken`,
-      `nap ${FULL_PIPE_NAP_MS}`,
-      r`write "lo\n": 0 taken`,
-      r`replies 1 "lo\n"`,
-      r`read "b\n"`,
-      "wait for held ≠ 3",
+      ...INTO_A_FULL_PIPE,
       r`write "b\n": 2 taken`,
       "read: end of file",
       "close output",
