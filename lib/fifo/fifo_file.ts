@@ -519,12 +519,19 @@ export class FifoFile implements Disposable {
     }
   }
 
-  /** Writes all of `bytes`, looping over short writes. */
-  async writeAll(bytes: Uint8Array): Promise<void> {
+  /**
+   * Writes all of `bytes`, looping over short writes.
+   *
+   * @param bytes What to write.
+   * @param progress Told the bytes written so far after each short write: what reached
+   *   the pipe before an error.
+   */
+  async writeAll(bytes: Uint8Array, progress?: (written: number) => void): Promise<void> {
     if (!this.#file) return this.writeAllSync(bytes);
     try {
       for (let done = 0; done < bytes.length;) {
         done += await this.#file.write(bytes.subarray(done));
+        progress?.(done);
       }
     } catch (error) {
       throw this.#explain(error);
@@ -558,6 +565,7 @@ export class FifoFile implements Disposable {
   /**
    * Writes as much of `bytes` as the pipe takes now, in atomic pieces of at most
    * {@linkcode PIPE_BUF} bytes, and never waits. Only for ends opened non-blocking.
+   * Throws `BrokenPipe` when there is no reader and nothing was written.
    *
    * @returns How many bytes were taken.
    */
@@ -572,6 +580,8 @@ export class FifoFile implements Disposable {
         done += nodeWriteSync(this.#fd, bytes, done, end - done);
       } catch (error) {
         if (isErrno(error, "EAGAIN")) break;
+        // What went in before the reader left was written: say so, and fail next time.
+        if (isErrno(error, "EPIPE") && done) break;
         if (isErrno(error, "EPIPE")) {
           throw new Deno.errors.BrokenPipe(`Cannot write FIFO "${this.path}": no reader`, {
             cause: error,

@@ -5,10 +5,12 @@
  * The input loop (`plain_input.ts`) parks in `open(NAME.in)` while nobody talks, reads a
  * client with blocking calls and writes its replies straight into `NAME.out` whenever that
  * cannot block. Everything that must wait (a reader that has not arrived yet, a pipe that
- * is full because the client writes a large message before reading) goes to the output
- * (`plain_output.ts`), which waits on a pool thread while the input loop reads on: a
- * single-threaded client never deadlocks, and an idle server makes no system call at all.
- * Both open the FIFOs through the private links of `FifoKeeper`, never the public names.
+ * is full because the client writes a large message before reading or reads slower than
+ * we echo) goes through shared memory (`reply_ring.ts`) to the output (`plain_output.ts`),
+ * which writes it with blocking writes on a pool thread while the input loop reads on: a
+ * single-threaded client never deadlocks, a bulk transfer streams as in C, and an idle
+ * server makes no system call at all. Both open the FIFOs through the private links of
+ * `FifoKeeper`, never the public names.
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { FifoFile, releasePendingOpen } from "../fifo/fifo_file.ts";
 import { startBundledWorker } from "./bundled_worker.ts";
 import { PLAIN_WORKER_SOURCE } from "./plain_worker_bundle.ts";
 import { PlainOutput } from "./plain_output.ts";
+import { ringMemory } from "./reply_ring.ts";
 import {
   Blocked,
   type InputEvent,
@@ -54,13 +57,15 @@ export class PlainEngine {
   /**
    * Starts both halves.
    *
-   * @param config Everything but `shared`.
+   * @param config Everything but the shared memory.
    * @param handlers Where events go.
    */
-  constructor(config: Omit<PlainConfig, "shared">, handlers: PlainEngineHandlers) {
+  constructor(config: Omit<PlainConfig, "shared" | "ring">, handlers: PlainEngineHandlers) {
     const shared = new SharedArrayBuffer(SLOTS * 4);
-    this.#config = { ...config, shared };
+    const ring = ringMemory(config.maxMessage);
+    this.#config = { ...config, shared, ring };
     this.#slots = new Int32Array(shared);
+    Atomics.store(this.#slots, Slot.RING_ASLEEP, 1);
     this.#output = new PlainOutput(this.#config, {
       onClientError: handlers.onClientError,
       onFatal: handlers.onFatal,
@@ -68,6 +73,8 @@ export class PlainEngine {
     const { promise, resolve } = Promise.withResolvers<void>();
     this.#stopped = promise.then(() => void (this.#finished = true));
     const onEvent = (event: InputEvent) => {
+      // Replies in the ring came before this event.
+      this.#output.takeRing();
       switch (event.type) {
         case "client-error":
           handlers.onClientError(event.message);

@@ -9,7 +9,7 @@
  *   a writer arrives ── begin ──► read ──► echo ──► reply: output ready and      │
  *                                  ▲                 nothing held? write it      │
  *                                  │                 here, without blocking;     │
- *                                  │                 else post it to the output  │
+ *                                  │                 else hand it to the output  │
  *                                  └─────────────────┘    (HELD += its size)     │
  *   end of file: a last line without "\n" is echoed, an unfinished frame refused ─┘
  *   HELD past max-message + 64 KiB, an oversized or malformed message: the client is
@@ -45,6 +45,12 @@ export interface InputIo {
   waitForOutput(client: number, ms: number): void;
   /** Receives the loop's events, in order. */
   post(event: InputEvent): void;
+  /**
+   * Hands replies to the output, in order with the events (`HELD` already counts them).
+   * `bytes` is the loop's own buffer: copy it. May wait for room (a stop cuts it short);
+   * false when none came for {@linkcode STALL_MS}, or on a stop.
+   */
+  hold(client: number, bytes: Uint8Array): boolean;
   /** Receives `received msg: …` lines. */
   log(text: string): void;
   /** Sleeps the thread (a stop cuts it short). */
@@ -53,12 +59,6 @@ export interface InputIo {
 
 /** How long a client may take none of its replies, held at the bound, before it is dropped. */
 export const STALL_MS = 2000;
-
-/** How long the loop lets a reader make room in a full pipe before replies take the slow path. */
-export const FULL_PIPE_NAP_MS = 0.02;
-
-/** How long the loop waits for the output to drain what it holds, while it makes progress. */
-export const DRAIN_WAIT_MS = 1;
 
 /** Whether `error` is running out of descriptors: one client's bad luck, not the end. */
 function isTransient(error: unknown): boolean {
@@ -118,35 +118,18 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
       if (!reply.length || refused) return;
       // Writing here is safe only when nothing is held (order) and the output holds a
       // reader for this very client (a reader is there, and will see EOF when we end).
-      if (Atomics.load(slots, Slot.READER) === client && drained()) {
-        let taken = 0;
+      if (Atomics.load(slots, Slot.HELD) === 0 && Atomics.load(slots, Slot.READER) === client) {
         try {
           output ??= io.openOutputNow();
-          if (output) taken = output.tryWrite(reply);
-          // A full pipe is most often a reader busy with the last reply, and the slow path
-          // costs a thread hop per write: nap and write on while it makes room. A nap that
-          // brings none ends it: the client may be blocked writing to us.
-          if (output && taken < reply.length) {
-            blocked(Blocked.NAP);
-            try {
-              while (taken < reply.length && !stopping()) {
-                io.nap(FULL_PIPE_NAP_MS);
-                const more = output.tryWrite(reply.subarray(taken));
-                if (!more) break;
-                taken += more;
-              }
-            } finally {
-              blocked(Blocked.NONE);
-            }
-          }
+          const taken = output ? output.tryWrite(reply) : 0;
+          if (taken) Atomics.store(slots, Slot.DELIVERED, client);
+          if (taken === reply.length) return;
+          reply = reply.subarray(taken);
         } catch (error) {
           if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
           output?.close(); // the reader left: the output decides what that means
           output = null;
         }
-        if (taken) Atomics.store(slots, Slot.DELIVERED, client);
-        if (taken === reply.length) return;
-        reply = reply.subarray(taken);
       }
       if (!roomFor(reply.length)) {
         if (stopping()) return; // not the reader's fault: the server is going
@@ -158,38 +141,10 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
         return;
       }
       Atomics.add(slots, Slot.HELD, reply.length);
-      if (stuckAt >= 0) stuckAt += reply.length; // what it would hold had it drained nothing
-      io.post({ type: "replies", client, bytes: reply.slice() });
-    };
-    /** HELD when the output last drained nothing while we waited; -1: it did. */
-    let stuckAt = -1;
-    /**
-     * Whether the output holds nothing, after waiting for it to drain while it makes
-     * progress: a write straight into the pipe must come after what it holds, and a
-     * transfer that took the slow path once should not stay on it (a hop per write). A
-     * wait in which it drains nothing ends it, and there is no more waiting until it
-     * drains something: the client may be blocked writing to us, not reading.
-     */
-    const drained = () => {
-      let held = Atomics.load(slots, Slot.HELD);
-      if (held === 0) return true;
-      if (stuckAt >= 0 && held >= stuckAt) return false;
-      stuckAt = -1;
-      blocked(Blocked.NAP);
-      try {
-        while (held > 0 && !stopping()) {
-          io.waitForHeld(held, DRAIN_WAIT_MS);
-          const now = Atomics.load(slots, Slot.HELD);
-          if (now >= held) {
-            stuckAt = now;
-            return false;
-          }
-          held = now;
-        }
-        return held === 0;
-      } finally {
-        blocked(Blocked.NONE);
-      }
+      if (io.hold(client, reply)) return;
+      Atomics.sub(slots, Slot.HELD, reply.length);
+      if (stopping()) return;
+      refuse(`its reader took none of its replies for ${STALL_MS / 1000} s`, true);
     };
     /**
      * Waits, reading no more of the client, until `bytes` more fit in the replies held:

@@ -11,7 +11,8 @@
  *     │ it returns: a reader arrived (before its client, with it, or later)
  *     ▼
  *  holding a reader for N ── READER = N: the input loop writes directly when it can
- *     │ replies posted to us are written in order, blocking, off the event loop
+ *     │ replies from the ring are written in order, blocking, off the event loop,
+ *     │   many of one client in one write
  *     │ EPIPE before any reply reached it: not N's reader; park again, keep them
  *     │ EPIPE after: N's reader left; N's later replies go only to a reader that
  *     │   is there now, the others are dropped (one log line when N ends)
@@ -26,6 +27,7 @@
  */
 import { FifoFile, releasePendingOpen } from "../fifo/fifo_file.ts";
 import { type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
+import { ReplyRing, type RingReply } from "./reply_ring.ts";
 
 /** Where the output's events go. */
 export interface PlainOutputHandlers {
@@ -42,12 +44,14 @@ export class PlainOutput {
   #config: PlainConfig;
   #slots: Int32Array;
   #handlers: PlainOutputHandlers;
+  #ring: ReplyRing;
   /** The blocking write end, held while a reader is there. */
   #file: FifoFile | null = null;
   /** The client {@linkcode PlainOutput.#file} serves. */
   #fileFor = 0;
   #parking: Promise<void> | null = null;
-  #queue: { client: number; bytes: Uint8Array }[] = [];
+  /** Replies to write, in order; those from the ring lie there until marked done. */
+  #queue: RingReply[] = [];
   /** The latest client begun, and the latest ended. */
   #current = 0;
   #ended = 0;
@@ -70,6 +74,24 @@ export class PlainOutput {
     this.#config = config;
     this.#slots = new Int32Array(config.shared);
     this.#handlers = handlers;
+    this.#ring = new ReplyRing(config.ring, config.shared);
+  }
+
+  /** Takes the replies waiting in the ring, in order, before any later event. */
+  takeRing(): void {
+    for (const reply of this.#ring.take()) this.#accept(reply);
+  }
+
+  #accept(reply: RingReply): void {
+    if (!(this.#readerLeft.has(reply.client) && !this.#file)) return void this.#queue.push(reply);
+    this.#drop(reply.client, reply.bytes.length, true);
+    this.#done([reply]);
+  }
+
+  /** Replies written or dropped: their room in the ring is free once older ones are. */
+  #done(replies: RingReply[]): void {
+    for (const reply of replies) reply.done = true;
+    this.#ring.free();
   }
 
   /** Takes one event of the input loop. */
@@ -82,11 +104,9 @@ export class PlainOutput {
         this.#park();
         break;
       case "replies":
-        if (this.#readerLeft.has(event.client) && !this.#file) {
-          this.#drop(event.client, event.bytes.length);
-          break;
-        }
-        this.#queue.push({ client: event.client, bytes: event.bytes });
+        this.#accept({ client: event.client, bytes: event.bytes, done: false });
+        break;
+      case "ring":
         break;
       case "refused":
         this.#refused.add(event.client);
@@ -113,8 +133,9 @@ export class PlainOutput {
    * may read its last replies after sending it).
    */
   async flush(ms: number): Promise<void> {
-    for (const deadline = Date.now() + ms; this.#queue.length && Date.now() < deadline;) {
-      await sleep(10);
+    for (const deadline = Date.now() + ms; Date.now() < deadline; await sleep(10)) {
+      this.takeRing();
+      if (!this.#queue.length) return;
     }
   }
 
@@ -156,11 +177,14 @@ export class PlainOutput {
 
   #discard(client: number, count: boolean): void {
     let bytes = 0;
+    const gone: RingReply[] = [];
     this.#queue = this.#queue.filter((entry) => {
       if (entry.client !== client) return true;
       bytes += entry.bytes.length;
+      gone.push(entry);
       return false;
     });
+    this.#done(gone);
     this.#release(bytes);
     if (count && bytes) this.#drop(client, bytes, false);
     if (count && client <= this.#ended) this.#report(client);
@@ -211,11 +235,17 @@ export class PlainOutput {
       if (!this.#stopping) this.#handlers.onFatal(error as Error);
     } finally {
       this.#pumping = null;
+      // Asleep: the worker wakes us for its next reply. Unless one came meanwhile.
+      if (!this.#stopping && !this.#ring.sleep()) {
+        this.takeRing();
+        this.#pump();
+      }
     }
   }
 
   async #run(): Promise<void> {
     while (!this.#stopping) {
+      this.takeRing();
       const file = this.#file;
       const client = this.#fileFor;
       if (file && this.#over(client) && !this.#queue.some((e) => e.client === client)) {
@@ -230,19 +260,26 @@ export class PlainOutput {
         if (this.#readerLeft.has(head.client)) {
           this.#queue.shift();
           this.#drop(head.client, head.bytes.length, true);
+          this.#done([head]);
           continue;
         }
         this.#park();
         return; // the parked open pumps again
       }
+      const group = this.#following(head);
       this.#writing = true;
+      // Bytes in the pipe are replies its reader may have read: a reader that leaves
+      // after that was this client's, even when a long write ends in EPIPE.
+      const delivered = () => Atomics.store(this.#slots, Slot.DELIVERED, head.client);
       try {
-        await file.writeAll(head.bytes);
-        Atomics.store(this.#slots, Slot.DELIVERED, head.client);
+        await file.writeAll(group.length === 1 ? head.bytes : joined(group), delivered);
       } catch (error) {
         if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
         this.#close();
         const left = Atomics.load(this.#slots, Slot.DELIVERED) === head.client;
+        // What its reader left unread is nobody's. The open parked next holds the pipe,
+        // so its buffer would outlive it and go to whichever reader comes next.
+        drain(this.#config.output, this.#config.uid);
         this.#park();
         // It left before any reply reached it: it was not this client's reader. Hold on.
         if (!left) continue;
@@ -251,18 +288,37 @@ export class PlainOutput {
       } finally {
         this.#writing = false;
       }
-      if (this.#queue[0] === head) {
+      for (const entry of group) {
+        if (this.#queue[0] !== entry) break;
         this.#queue.shift();
-        if (this.#readerLeft.has(head.client) && !this.#file) {
-          this.#drop(head.client, head.bytes.length, true);
+        if (this.#readerLeft.has(entry.client) && !this.#file) {
+          this.#drop(entry.client, entry.bytes.length, true);
         } else {
-          this.#release(head.bytes.length);
+          this.#release(entry.bytes.length);
         }
+        this.#done([entry]);
       }
       if (!this.#queue.some((e) => e.client === this.#current)) {
         if (this.#file && this.#fileFor === this.#current) this.#serve(this.#current);
       }
     }
+  }
+
+  /**
+   * `head` and the replies after it of the same client whose bytes follow on in the ring:
+   * one write, which the blocking end streams into the pipe as its reader reads.
+   */
+  #following(head: RingReply): RingReply[] {
+    const group = [head];
+    let end = head.bytes.byteOffset + head.bytes.length;
+    for (let i = 1; i < this.#queue.length; i++) {
+      const next = this.#queue[i];
+      if (next.client !== head.client || next.bytes.buffer !== head.bytes.buffer) break;
+      if (next.bytes.byteOffset !== end) break;
+      group.push(next);
+      end += next.bytes.length;
+    }
+    return group;
   }
 
   #close(): void {
@@ -307,6 +363,17 @@ export class PlainOutput {
       this.#pump();
     });
   }
+}
+
+/** The bytes of `group`, which lie one after another in one buffer, as one view. */
+function joined(group: RingReply[]): Uint8Array {
+  const first = group[0].bytes;
+  const last = group.at(-1)!.bytes;
+  return new Uint8Array(
+    first.buffer,
+    first.byteOffset,
+    last.byteOffset + last.length - first.byteOffset,
+  );
 }
 
 /** Reads and discards what is in the output, so that a write parked on it completes. */

@@ -3,7 +3,7 @@
  * output on the event loop. Internal.
  *
  * The input loop never waits for the output: it publishes what it holds and the output's
- * state in shared memory, and posts replies it could not write itself.
+ * state in shared memory, and puts replies it could not write itself in the reply ring.
  *
  * @module
  */
@@ -35,10 +35,16 @@ export const Slot = {
    * messages reach the event loop in (and with no reader, the replies held go).
    */
   LEFT_ALONE: 7,
+  /** Bytes in the reply ring (`reply_ring.ts`) not yet freed. */
+  RING_BYTES: 8,
+  /** Replies in the reply ring not yet freed; notified when they are. */
+  RING_RECORDS: 9,
+  /** 1 while the event loop takes nothing from the ring: a put must wake it. */
+  RING_ASLEEP: 10,
 } as const;
 
 /** How many slots {@linkcode Slot} uses. */
-export const SLOTS = 8;
+export const SLOTS = 11;
 
 /** What the input loop is blocked in, so that a stop wakes just that call. */
 export const Blocked = { NONE: 0, OPEN_INPUT: 1, READ: 2, NAP: 3 } as const;
@@ -58,6 +64,8 @@ export interface PlainConfig {
   uid: number;
   /** Backs the `Int32Array` of {@linkcode Slot}s. */
   shared: SharedArrayBuffer;
+  /** The reply ring's memory (`ringMemory` in `reply_ring.ts`). */
+  ring: { bytes: SharedArrayBuffer; records: SharedArrayBuffer };
 }
 
 /** Counters of the plain pair. */
@@ -74,8 +82,10 @@ export interface PlainStats {
 export type InputEvent =
   /** A client opened the input: client number `client` begins. */
   | { type: "begin"; client: number }
-  /** Replies the loop could not write itself; `HELD` already counts them. */
+  /** Replies the loop could not write itself; `HELD` already counts them (tests post them). */
   | { type: "replies"; client: number; bytes: Uint8Array }
+  /** Replies wait in the reply ring, and the event loop was asleep. */
+  | { type: "ring" }
   /**
    * `client` was refused: no more replies will come; its reader gets what was echoed
    * (unless `dropHeld`) and then end of file, while its input is drained.

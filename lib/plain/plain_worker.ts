@@ -8,19 +8,21 @@
  * @module
  */
 import { FifoFile } from "../fifo/fifo_file.ts";
-import { type InputIo, runPlainInput } from "./plain_input.ts";
+import { type InputIo, runPlainInput, STALL_MS } from "./plain_input.ts";
 import { type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
 import { writeStdoutSync } from "../framing/write_stdout.ts";
+import { ReplyRing } from "./reply_ring.ts";
 
 function post(event: InputEvent): void {
-  if (event.type === "replies") self.postMessage(event, [event.bytes.buffer as ArrayBuffer]);
-  else self.postMessage(event);
+  self.postMessage(event); // replies go through the ring, never here
 }
 
 self.onmessage = (message: MessageEvent<PlainConfig>) => {
   const config = message.data;
   const slots = new Int32Array(config.shared);
   const { uid } = config;
+  const ring = new ReplyRing(config.ring, config.shared);
+  const stopping = () => Atomics.load(slots, Slot.STOP) !== 0;
   const io: InputIo = {
     openInput: () => FifoFile.openSync(config.input, { access: "read", uid }),
     openOutputNow() {
@@ -37,6 +39,11 @@ self.onmessage = (message: MessageEvent<PlainConfig>) => {
       if (holding !== client) Atomics.wait(slots, Slot.SERVED, holding, ms);
     },
     post,
+    hold(client, bytes) {
+      const { put, wake } = ring.hold(client, bytes, STALL_MS, stopping);
+      if (wake) post({ type: "ring" });
+      return put;
+    },
     log: writeStdoutSync,
     nap: (ms) => void Atomics.wait(slots, Slot.STOP, 0, ms),
   };
