@@ -82,7 +82,7 @@ class FakeClock {
 interface Run {
   /** Every call and event in order; repeats of one line are folded into `line ×n`. */
   trace: string[];
-  events: InputEvent[];
+  events: Handed[];
   slots: Record<keyof typeof Slot, number>;
   /** Fake milliseconds from the start to each `refused` event. */
   refusedAt: number[];
@@ -97,8 +97,11 @@ function shown(bytes: Uint8Array): string {
   return bytes.length > 40 ? `${bytes.length} bytes` : `"${printable(bytes)}"`;
 }
 
+/** What the loop hands on: its events, and the replies it holds (`hold`). */
+type Handed = InputEvent | { type: "replies"; client: number; bytes: Uint8Array };
+
 /** One event as a trace line. */
-function describe(event: InputEvent): string {
+function describe(event: Handed): string {
   switch (event.type) {
     case "begin":
       return `begin ${event.client}`;
@@ -153,7 +156,7 @@ function run(script: Script): Run {
   };
   const slots = new Int32Array(config.shared);
   const trace: string[] = [];
-  const events: InputEvent[] = [];
+  const events: Handed[] = [];
   const refusedAt: number[] = [];
   const writers = [...script.writers];
   let room = script.room ?? Infinity;
@@ -239,13 +242,13 @@ function run(script: Script): Run {
       script.waitForOutput?.(slots);
     },
     hold(client, bytes) {
-      io.post({ type: "replies", client, bytes: bytes.slice() });
+      assert.ok(Atomics.load(slots, Slot.HELD) >= bytes.length, "HELD counts replies");
+      const event = { type: "replies" as const, client, bytes: bytes.slice() };
+      events.push(event);
+      trace.push(describe(event));
       return true;
     },
     post(event) {
-      if (event.type === "replies") {
-        assert.ok(Atomics.load(slots, Slot.HELD) >= event.bytes.length, "HELD counts replies");
-      }
       if (event.type === "refused") refusedAt.push(clock.now - start);
       if (event.type === "begin" && script.served) {
         Atomics.store(slots, Slot.READER, event.client);

@@ -103,9 +103,6 @@ export class PlainOutput {
         if (this.#file && !this.#queue.length) this.#serve(event.client);
         this.#park();
         break;
-      case "replies":
-        this.#accept({ client: event.client, bytes: event.bytes, done: false });
-        break;
       case "ring":
         break;
       case "refused":

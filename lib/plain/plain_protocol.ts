@@ -82,8 +82,6 @@ export interface PlainStats {
 export type InputEvent =
   /** A client opened the input: client number `client` begins. */
   | { type: "begin"; client: number }
-  /** Replies the loop could not write itself; `HELD` already counts them (tests post them). */
-  | { type: "replies"; client: number; bytes: Uint8Array }
   /** Replies wait in the reply ring, and the event loop was asleep. */
   | { type: "ring" }
   /**
