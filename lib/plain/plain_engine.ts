@@ -65,7 +65,6 @@ export class PlainEngine {
     const ring = ringMemory(config.maxMessage);
     this.#config = { ...config, shared, ring };
     this.#slots = new Int32Array(shared);
-    Atomics.store(this.#slots, Slot.RING_ASLEEP, 1);
     this.#output = new PlainOutput(this.#config, {
       onClientError: handlers.onClientError,
       onFatal: handlers.onFatal,

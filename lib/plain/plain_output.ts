@@ -75,6 +75,7 @@ export class PlainOutput {
     this.#slots = new Int32Array(config.shared);
     this.#handlers = handlers;
     this.#ring = new ReplyRing(config.ring, config.shared);
+    this.#ring.sleep(); // nothing to do yet: the worker's first reply wakes us
   }
 
   /** Takes the replies waiting in the ring, in order, before any later event. */
@@ -83,8 +84,14 @@ export class PlainOutput {
   }
 
   #accept(reply: RingReply): void {
-    if (!(this.#readerLeft.has(reply.client) && !this.#file)) return void this.#queue.push(reply);
-    this.#drop(reply.client, reply.bytes.length, true);
+    if (this.#readerLeft.has(reply.client) && !this.#file) this.#settle(reply, true);
+    else this.#queue.push(reply);
+  }
+
+  /** One reply written (or, `dropped`, never to be): no longer held, its room freed. */
+  #settle(reply: RingReply, dropped: boolean): void {
+    if (dropped) this.#drop(reply.client, reply.bytes.length, true);
+    else this.#release(reply.bytes.length);
     this.#done([reply]);
   }
 
@@ -255,9 +262,7 @@ export class PlainOutput {
       if (!head) return;
       if (!file) {
         if (this.#readerLeft.has(head.client)) {
-          this.#queue.shift();
-          this.#drop(head.client, head.bytes.length, true);
-          this.#done([head]);
+          this.#settle(this.#queue.shift()!, true);
           continue;
         }
         this.#park();
@@ -287,13 +292,7 @@ export class PlainOutput {
       }
       for (const entry of group) {
         if (this.#queue[0] !== entry) break;
-        this.#queue.shift();
-        if (this.#readerLeft.has(entry.client) && !this.#file) {
-          this.#drop(entry.client, entry.bytes.length, true);
-        } else {
-          this.#release(entry.bytes.length);
-        }
-        this.#done([entry]);
+        this.#settle(this.#queue.shift()!, this.#readerLeft.has(entry.client) && !this.#file);
       }
       if (!this.#queue.some((e) => e.client === this.#current)) {
         if (this.#file && this.#fileFor === this.#current) this.#serve(this.#current);

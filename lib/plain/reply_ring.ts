@@ -118,13 +118,11 @@ export class ReplyRing {
       const length = this.#records[2 * this.#record + 1];
       this.#record = (this.#record + 1) % RING_RECORDS;
       // In place, unless it wraps round the end (rare): then a copy.
-      const bytes = this.#at + length <= size
-        ? this.#bytes.subarray(this.#at, this.#at + length)
-        : new Uint8Array(length);
-      if (bytes.buffer !== this.#bytes.buffer) {
-        const first = size - this.#at;
+      let bytes = this.#bytes.subarray(this.#at, this.#at + length);
+      if (bytes.length < length) {
+        bytes = new Uint8Array(length);
         bytes.set(this.#bytes.subarray(this.#at));
-        bytes.set(this.#bytes.subarray(0, length - first), first);
+        bytes.set(this.#bytes.subarray(0, length - (size - this.#at)), size - this.#at);
       }
       this.#at = (this.#at + length) % size;
       const reply = { client, bytes, done: false };
