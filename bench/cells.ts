@@ -121,14 +121,18 @@ export type WorkloadId =
   | "F-none"
   | "F-idle";
 /**
- * An implementation: `c` and `py` the baselines, `ours` our server driven by our blocking
- * client, `conn` and `session` our `FifoConn` client on the plain pair and in a session,
+ * An implementation: `c` and `py` the baselines, `deno` Deno's floor (`deno_echo.ts`, driven
+ * by the C client), `oursC` our server driven by the C pair's
+ * own client (so a ratio compares the servers alone), `ours` our server driven by our
+ * blocking client, `conn` and `session` our `FifoConn` client on the plain pair and in a session,
  * `sessions` D's many session clients, `filter` `client.ts --stdin`, `idle` F's probe,
  * `idlePlain` the same with `--no-sessions` (the plain pair's share of the idle cost).
  */
 export type ImplId =
   | "c"
   | "py"
+  | "deno"
+  | "oursC"
   | "ours"
   | "conn"
   | "session"
@@ -224,7 +228,11 @@ function loadTs(env: Env, _dir: string, args: string[]): [string, string[]] {
 }
 
 /** A baseline cell: a fresh FIFO pair, a C/Python/cat server that exits at EOF, a client. */
-async function baselineCell(env: Env, w: Workload, impl: "c" | "py"): Promise<CellResult> {
+async function baselineCell(
+  env: Env,
+  w: Workload,
+  impl: "c" | "py" | "deno",
+): Promise<CellResult> {
   const dir = await freshDir(env);
   const [input, output] = await mkfifos(dir);
   const args = clientArgs(w, env.sizes, input, output);
@@ -235,6 +243,17 @@ async function baselineCell(env: Env, w: Workload, impl: "c" | "py"): Promise<Ce
       stdout: "null",
     });
     client = ["python3", [`${BENCH_DIR}seed_echo.py`, "client", ...args]];
+  } else if (impl === "deno") {
+    server = spawn(env.deno, [
+      "run",
+      "-q",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      `${BENCH_DIR}deno_echo.ts`,
+      input,
+      output,
+    ]);
+    client = env.cEcho ? [env.cEcho, ["client", ...args]] : loadTs(env, dir, args);
   } else if (env.cEcho) {
     server = spawn(env.cEcho, ["server", input, output]);
     client = [env.cEcho, ["client", ...args]];
@@ -250,6 +269,7 @@ async function baselineCell(env: Env, w: Workload, impl: "c" | "py"): Promise<Ce
     const [status] = await readProc([`/proc/${server.pid}/status`]) ?? [""];
     const name = status.match(/^Name:\s*(\S+)/m)?.[1];
     if (name && name !== "deno" && name !== "taskset") break;
+    if (name === "deno" && impl === "deno" && await parkedInOpen(server.pid) !== false) break;
     await sleep(2);
   }
   const memory = watchMemory(server.pid);
@@ -325,7 +345,7 @@ export async function startOurServer(
 }
 
 /** A cell against our server: a fresh server in a fresh directory, then one client. */
-async function ourCell(env: Env, w: Workload, impl: "ours" | "conn" | "session") {
+async function ourCell(env: Env, w: Workload, impl: "oursC" | "ours" | "conn" | "session") {
   const dir = await freshDir(env);
   let started: { server: Spawned; idleKiB?: number } | undefined;
   let memory: ReturnType<typeof watchMemory> | undefined;
@@ -333,8 +353,12 @@ async function ourCell(env: Env, w: Workload, impl: "ours" | "conn" | "session")
     started = await startOurServer(env, dir, framingOf(w));
     memory = watchMemory(started.server.pid);
     let args = clientArgs(w, env.sizes, `${dir}/bench.in`, `${dir}/bench.out`);
-    if (impl !== "ours") args = [impl, ...args.slice(1)];
-    const proc = spawn(...loadTs(env, dir, args));
+    if (impl === "conn" || impl === "session") args = [impl, ...args.slice(1)];
+    if (impl === "oursC" && !env.cEcho) throw new Error("no C compiler: no C client");
+    const client: [string, string[]] = impl === "oursC"
+      ? [env.cEcho!, ["client", ...args]]
+      : loadTs(env, dir, args);
+    const proc = spawn(...client);
     const status = await finish(proc, w.deadline * 1000);
     const peakKiB = await memory.stop();
     if (!status) return { error: `client killed after ${w.deadline} s`, idleKiB: started.idleKiB };
@@ -593,11 +617,13 @@ async function idleCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult
 
 export async function runCell(env: Env, w: Workload, impl: ImplId): Promise<CellResult> {
   try {
-    if ((impl === "c" || impl === "py") && w.group !== "E") return await baselineCell(env, w, impl);
+    if ((impl === "c" || impl === "py" || impl === "deno") && w.group !== "E") {
+      return await baselineCell(env, w, impl);
+    }
     if (impl === "sessions") return await sessionsCell(env, w);
     if (w.group === "E") return await filterCell(env, w, impl);
     if (impl === "idle" || impl === "idlePlain") return await idleCell(env, w, impl);
-    if (impl === "ours" || impl === "conn" || impl === "session") {
+    if (impl === "oursC" || impl === "ours" || impl === "conn" || impl === "session") {
       return await ourCell(env, w, impl);
     }
     throw new Error(`no cell for ${impl} in ${w.id}`);
@@ -608,13 +634,15 @@ export async function runCell(env: Env, w: Workload, impl: ImplId): Promise<Cell
 
 export function workloads(sizes: Sizes, only: Set<string>, python: boolean): Workload[] {
   const baselines: ImplId[] = python ? ["c", "py"] : ["c"];
+  // The issue's own figures were taken with the C client: the same client on both sides.
+  const ours: ImplId[] = ["deno", "oursC", "ours"];
   const list: Workload[] = [
     {
       id: "A",
       group: "A",
       title: `A ping-pong ${sizes.pingSize} B × ${sizes.pingCount.toLocaleString("en-US")}`,
       unit: "round trips/s",
-      impls: [...baselines, "ours", "conn", "session"],
+      impls: [...baselines, ...ours, "conn", "session"],
       baseline: "c",
       deadline: 60,
     },
@@ -623,7 +651,7 @@ export function workloads(sizes: Sizes, only: Set<string>, python: boolean): Wor
       group: "B",
       title: `B pipelined ${sizes.pipeSize} B × ${sizes.pipeCount.toLocaleString("en-US")}`,
       unit: "messages/s",
-      impls: [...baselines, "ours"],
+      impls: [...baselines, ...ours],
       baseline: "c",
       deadline: 60,
     },
@@ -634,7 +662,7 @@ export function workloads(sizes: Sizes, only: Set<string>, python: boolean): Wor
         sizes.bulkChunk / 1024
       } KiB writes, ${framing}`,
       unit: "MiB/s",
-      impls: [...baselines, "ours"],
+      impls: [...baselines, ...ours],
       baseline: "c",
       deadline: 120,
     })),

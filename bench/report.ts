@@ -95,6 +95,10 @@ export function label(impl: ImplId, env: Env, w: Workload): string {
       return env.cEcho ? "C echo pair (kernel limit)" : "cat echo + our lib client (no cc)";
     case "py":
       return "seed approach (Python)";
+    case "deno":
+      return "Deno's floor: blocking echo, no framing (C client)";
+    case "oursC":
+      return "ours: server.ts + the C client";
     case "ours":
       return "ours: server.ts + blocking lib client";
     case "conn":
