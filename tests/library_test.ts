@@ -130,6 +130,27 @@ test("a 1,000,000-byte message in length framing goes through listen()/connect()
   assert(back.every((b, i) => b === big[i]), "the client got the bytes replied");
 });
 
+test("connect({ mode: 'shared' }): sends split between a non-blocking and a blocking write keep their order", async () => {
+  using tmp = tempDir();
+  await using _server = await serveEcho({ dir: tmp.path, framing: "length" });
+  await using client = await connect({ dir: tmp.path, framing: "length", mode: "shared" });
+  // Each message is more than a pipe holds: its head goes in without blocking, its tail
+  // after, from a runtime thread. Small ones between them take the non-blocking path only.
+  const big = (seed: number) => {
+    const bytes = new Uint8Array(200_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + seed) & 0xff;
+    return bytes;
+  };
+  for (let round = 0; round < 3; round++) {
+    await client.send(big(round));
+    await client.send(bytesOf(`small ${round}`));
+    const back = (await client.receive({ timeout: 20_000 }))!;
+    const expected = big(round);
+    assertEquals(back.length, expected.length);
+    assert(back.every((b, i) => b === expected[i]), `round ${round}: the echo differs`);
+    assertEquals(text(await client.receive({ timeout: 20_000 })), `small ${round}`);
+  }
+});
 test("backpressure: a server that does not read never holds more than its window", async () => {
   using tmp = tempDir();
   const maxMessage = 16_384;
