@@ -9,16 +9,18 @@
 # and shut-down are not counted. For each client, strace runs it twice, for ROUND_TRIPS + 1
 # and for 1 round trip, and the difference is divided by ROUND_TRIPS (start-up cancels).
 # Every figure is calls per round trip, the server's read + write of one echo (the C
-# server's floor is 1 read + 1 write); futex counts show thread hops (the async engine
-# hands every read and write to the runtime's blocking pool and back).
+# server's floor is 1 read + 1 write); futex, epoll_wait, fcntl and close show thread hops
+# (an awaited read or write goes to the runtime's blocking pool and back).
 #
 # Columns:
 #   C server        bench/c_echo.c server, driven by the C client
-#   ours worker     server.ts --engine worker, driven by the C client
-#   ours async      server.ts --engine async,  driven by the C client
+#   ours            server.ts as users run it (the card's permissions, cwd elsewhere),
+#                   driven by the C client
+#   ours, session   the same server, driven by a connect() session (conn session below)
 #   C client        c_echo client pingpong, against the C server
 #   our lib client  bench/load.ts pingpong (FifoFile.readSync/writeAllSync), against C
-#   FifoConn client bench/load.ts conn (connect(), mode shared), against ours worker
+#   conn shared     bench/load.ts conn (connect(), mode shared), against ours
+#   conn session    bench/load.ts session (connect(), the default), against ours
 #
 # Everything lives in a private directory under /tmp, removed (with every process it
 # started, each run under a deadline) on the way out.
@@ -70,9 +72,19 @@ wait_parked() {
 	done
 }
 
-# server_counts NAME ENGINE|c: strace the server while the C client runs N round trips.
+# start_ours DIR: our server in the background, as users run it, serving DIR/s.*.
+start_ours() {
+	(cd "$1" && exec timeout -s KILL "$DEADLINE" "$DENO" run -q --allow-read=/tmp \
+		--allow-write=/tmp --allow-run=mkfifo "$ROOT/server.ts" --dir "$1" --name s --quiet >/dev/null) &
+}
+
+# server_counts NAME c|ours [CLIENT...]: strace the server while a client (the C one by
+# default) runs N round trips.
 server_counts() {
 	local name=$1 kind=$2 dir="$WORK/$1" pid strace_pid in out
+	shift 2
+	local client=("$@")
+	[ ${#client[@]} -eq 0 ] && client=("$C" client pingpong)
 	mkdir -m 700 "$dir"
 	if [ "$kind" = c ]; then
 		in="$dir/in" out="$dir/out"
@@ -80,9 +92,7 @@ server_counts() {
 		timeout -s KILL "$DEADLINE" "$C" server "$in" "$out" &
 	else
 		in="$dir/s.in" out="$dir/s.out"
-		timeout -s KILL "$DEADLINE" "$DENO" run -q --allow-read="$dir,$ROOT/lib" \
-			--allow-write="$dir" --allow-run=mkfifo "$ROOT/server.ts" --dir "$dir" --name s \
-			--quiet --engine "$kind" &
+		start_ours "$dir"
 	fi
 	PIDS+=($!)
 	# `timeout` forks the server: find its child.
@@ -97,7 +107,7 @@ server_counts() {
 	strace_pid=$!
 	PIDS+=("$strace_pid")
 	sleep 0.5 # strace reports nothing when it attaches; give it time to reach every thread
-	timeout -s KILL "$DEADLINE" "$C" client pingpong "$in" "$out" "$N" 100 >/dev/null
+	timeout -s KILL "$DEADLINE" "${client[@]}" "$in" "$out" "$N" 100 >/dev/null
 	sleep 0.1
 	kill -INT "$strace_pid" 2>/dev/null || true
 	wait "$strace_pid" 2>/dev/null || true
@@ -106,7 +116,7 @@ server_counts() {
 	counts "$WORK/$name.txt" >"$WORK/$name.counts"
 }
 
-# client_counts NAME SERVER(c|worker) CMD...: strace the client at N+1 and 1 round trips.
+# client_counts NAME SERVER(c|ours) CMD...: strace the client at N+1 and 1 round trips.
 client_counts() {
 	local name=$1 kind=$2
 	shift 2
@@ -121,9 +131,7 @@ client_counts() {
 			timeout -s KILL "$DEADLINE" "$C" server "$in" "$out" &
 		else
 			in="$dir/s.in" out="$dir/s.out"
-			timeout -s KILL "$DEADLINE" "$DENO" run -q --allow-read="$dir,$ROOT/lib" \
-				--allow-write="$dir" --allow-run=mkfifo "$ROOT/server.ts" --dir "$dir" \
-				--name s --quiet --engine "$kind" &
+			start_ours "$dir"
 		fi
 		pid=$!
 		PIDS+=("$pid")
@@ -141,16 +149,19 @@ client_counts() {
 }
 
 echo "counting syscalls over $N round trips of 100 bytes..." >&2
+DENO_CLIENT=("$DENO" run -q --allow-read=/tmp --allow-write=/tmp --allow-run=mkfifo
+	"$ROOT/bench/load.ts")
 server_counts c-server c
-server_counts ours-worker worker
-server_counts ours-async async
+server_counts ours ours
+server_counts ours-session ours "${DENO_CLIENT[@]}" session
 client_counts c-client c "$C" client pingpong
-DENO_CLIENT=("$DENO" run -q --allow-read --allow-write="$WORK" "$ROOT/bench/load.ts")
 client_counts lib-client c "${DENO_CLIENT[@]}" pingpong
-client_counts conn-client worker "${DENO_CLIENT[@]}" conn
+client_counts conn-shared ours "${DENO_CLIENT[@]}" conn
+client_counts conn-session ours "${DENO_CLIENT[@]}" session
 
-COLUMNS=(c-server ours-worker ours-async c-client lib-client conn-client)
-HEADERS=("C server" "ours worker" "ours async" "C client" "our lib client" "FifoConn client")
+COLUMNS=(c-server ours ours-session c-client lib-client conn-shared conn-session)
+HEADERS=("C server" "ours" "ours, session" "C client" "our lib client" "conn shared"
+	"conn session")
 awk -v n="$N" -v cols="${COLUMNS[*]}" -v heads="$(IFS='|'; echo "${HEADERS[*]}")" -v work="$WORK" '
 BEGIN {
 	k = split(cols, col, " ")
