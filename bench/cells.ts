@@ -121,12 +121,12 @@ export type WorkloadId =
   | "F-none"
   | "F-idle";
 /**
- * An implementation: `c` and `py` the baselines, `deno` Deno's floor (`deno_echo.ts`, driven
- * by the C client), `oursC` our server driven by the C pair's
- * own client (so a ratio compares the servers alone), `ours` our server driven by our
- * blocking client, `conn` and `session` our `FifoConn` client on the plain pair and in a session,
- * `sessions` D's many session clients, `filter` `client.ts --stdin`, `idle` F's probe,
- * `idlePlain` the same with `--no-sessions` (the plain pair's share of the idle cost).
+ * An implementation: `c` and `py` the baselines, `deno` Deno's floor (`deno_echo.ts`),
+ * `oursC` our server driven by the C pair's own client (the ratio then compares servers
+ * alone), `ours` our server driven by our blocking client, `conn` and `session` our
+ * `FifoConn` client on the plain pair and in a session, `sessions` D's many session clients,
+ * `filter` `client.ts --stdin`, `idle` F's probe, `idlePlain` the same with `--no-sessions`
+ * (the plain pair's share of the idle cost).
  */
 export type ImplId =
   | "c"
@@ -634,7 +634,8 @@ export async function runCell(env: Env, w: Workload, impl: ImplId): Promise<Cell
 
 export function workloads(sizes: Sizes, only: Set<string>, python: boolean): Workload[] {
   const baselines: ImplId[] = python ? ["c", "py"] : ["c"];
-  // The issue's own figures were taken with the C client: the same client on both sides.
+  // Deno's floor and our server, both driven by the C client (as issue 9 measured), then
+  // our server driven by our own client.
   const ours: ImplId[] = ["deno", "oursC", "ours"];
   const list: Workload[] = [
     {

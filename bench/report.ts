@@ -96,7 +96,7 @@ export function label(impl: ImplId, env: Env, w: Workload): string {
     case "py":
       return "seed approach (Python)";
     case "deno":
-      return "Deno's floor: blocking echo, no framing (C client)";
+      return `Deno's floor: blocking echo, no framing (${env.cEcho ? "C" : "lib"} client)`;
     case "oursC":
       return "ours: server.ts + the C client";
     case "ours":
