@@ -1,3 +1,5 @@
+import { sameFile } from "./same_file.ts";
+
 let cached: number | undefined;
 
 /**
@@ -49,7 +51,7 @@ export function currentUid(dir: string): number {
 function removeIfSame(path: string, info: Deno.FileInfo): void {
   try {
     const now = Deno.lstatSync(path);
-    if (now.dev === info.dev && now.ino === info.ino) Deno.removeSync(path);
+    if (sameFile(now, info)) Deno.removeSync(path);
   } catch {
     // Gone already: nothing of ours is left.
   }

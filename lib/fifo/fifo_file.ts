@@ -18,6 +18,7 @@ import {
 import { dirname } from "node:path";
 import { abortable, explainTimeout } from "./abortable.ts";
 import { currentUid } from "./current_uid.ts";
+import { sameFile } from "./same_file.ts";
 
 /** How a FIFO is opened. `readwrite` never waits for a peer (Linux allows it on FIFOs). */
 export type FifoAccess = "read" | "write" | "readwrite";
@@ -142,10 +143,6 @@ function lstatOrExplain(path: string, verb: string): Deno.FileInfo {
     }
     throw cause;
   }
-}
-
-function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
-  return a.dev === b.dev && a.ino === b.ino;
 }
 
 /**

@@ -12,6 +12,7 @@
  */
 import { makeFifo, removeFifo } from "./make_fifo.ts";
 import { isServed, untrustedReason } from "./fifo_file.ts";
+import { sameFile } from "./same_file.ts";
 
 /** What happened to a public name, as {@linkcode FifoKeeper.check} finds it. */
 export interface PublicNameProblem {
@@ -19,10 +20,6 @@ export interface PublicNameProblem {
   path: string;
   /** `missing`: nothing is there; `replaced`: something else is. */
   problem: "missing" | "replaced";
-}
-
-function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
-  return a.dev === b.dev && a.ino === b.ino;
 }
 
 /** A directory owned by `uid` that nobody else may enter. */

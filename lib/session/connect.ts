@@ -9,6 +9,7 @@ import {
 } from "../framing/framing.ts";
 import { makeFifo, removeFifo } from "../fifo/make_fifo.ts";
 import { assertMkfifoAllowed } from "../fifo/mkfifo_permission.ts";
+import { sameFile } from "../fifo/same_file.ts";
 import { checkServerDir, serverPlace } from "../fifo/server_place.ts";
 import { messageReadable, messageWritable } from "./message_streams.ts";
 import { ReplyReader } from "./reply_reads.ts";
@@ -498,7 +499,7 @@ function nonblockingTwin(file: FifoFile, uid: number, allowReadable: boolean) {
   } catch {
     return undefined;
   }
-  if (twin.info.dev === file.info.dev && twin.info.ino === file.info.ino) return twin;
+  if (sameFile(twin.info, file.info)) return twin;
   twin.close();
   return undefined;
 }
@@ -567,7 +568,7 @@ function removeOwnDir(path: string, info: Deno.FileInfo): void {
   if (!info.isDirectory) return;
   try {
     const now = Deno.lstatSync(path);
-    if (now.dev === info.dev && now.ino === info.ino) Deno.removeSync(path);
+    if (sameFile(now, info)) Deno.removeSync(path);
   } catch { /* not empty or gone: leave it */ }
 }
 

@@ -17,6 +17,7 @@ import { FifoFile } from "../fifo/fifo_file.ts";
 import { concatBytes } from "../framing/concat_bytes.ts";
 import type { Framing } from "../framing/framing.ts";
 import { removeFifo } from "../fifo/make_fifo.ts";
+import { sameFile } from "../fifo/same_file.ts";
 import { printable } from "../framing/printable.ts";
 import {
   encodeAck,
@@ -218,7 +219,7 @@ export class HubSession {
 
   /** Whether `file`, opened by path, is the very FIFO of the session's reply end. */
   #isReplyFifo(file: FifoFile): boolean {
-    return file.info.dev === this.#reply.info.dev && file.info.ino === this.#reply.info.ino;
+    return sameFile(file.info, this.#reply.info);
   }
 
   /** The reply FIFO again, blocking: the very FIFO of the non-blocking end, or an error. */
