@@ -386,8 +386,39 @@ const EMPTY_WITH_READER = [
   "end 1, readerThere=true: 0 messages, 0 bytes, 0 clients",
 ];
 
+/** 4096 lines of 16 bytes: a read that fills the loop's 64 KiB buffer. */
+const FULL_READ = enc("0123456789abcde\n".repeat(4096));
+
 const CASES: Case[] = [
   ...FRAMINGS.flatMap(framingCases),
+  {
+    name: "lines: a reply over PIPE_BUF to a read that filled the buffer goes to the output, " +
+      "whole; one to a read that drained the input is written straight in",
+    script: {
+      served: true,
+      reader: true,
+      writers: [[enc("a\n" + "b".repeat(65534)), "\n", FULL_READ, "c\n", EOF]],
+    },
+    trace: [
+      "open",
+      "begin 1",
+      "read 65536 bytes",
+      "open output now: a reader",
+      r`write "a\n": 2 taken`,
+      r`read "\n"`,
+      "write 65535 bytes: 65535 taken",
+      "read 65536 bytes",
+      "replies 1 65536 bytes",
+      r`read "c\n"`,
+      r`replies 1 "c\n"`,
+      "read: end of file",
+      "close output",
+      "close input",
+      "end 1, readerThere=false: 4099 messages, 126976 bytes, 1 clients",
+      "(no more writers)",
+    ],
+    slots: { HELD: 65536 + 2, DELIVERED: 1 },
+  },
   oversizedCase("lines"),
   oversizedCase("length"),
   {

@@ -19,6 +19,7 @@
  * @module
  */
 import { Echoer } from "../framing/echoer.ts";
+import { PIPE_BUF } from "../fifo/fifo_file.ts";
 import { Blocked, type InputEvent, type PlainConfig, Slot } from "./plain_protocol.ts";
 
 /** An open input: blocking reads, `null` at end of file. */
@@ -112,13 +113,23 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     let output = null as OutputEnd | null;
     let sawData = false;
     let refused = false;
+    /** Whether the last read filled the buffer: the client writes ahead of our echo. */
+    let streaming = false;
 
     /** Sends a reply: straight into the pipe when it can, else through the output. */
     const deliver = (reply: Uint8Array) => {
       if (!reply.length || refused) return;
       // Writing here is safe only when nothing is held (order) and the output holds a
       // reader for this very client (a reader is there, and will see EOF when we end).
-      if (Atomics.load(slots, Slot.HELD) === 0 && Atomics.load(slots, Slot.READER) === client) {
+      // A reply of more than PIPE_BUF goes here in several all-or-nothing pieces, each a
+      // write(2) that wakes the reader for a few KiB: while the client streams, its pipe is
+      // rarely empty, and the output's one blocking write streams the reply instead (bulk
+      // 0.6 -> 0.9 of C). A reply to a read that drained the input (a request awaiting its
+      // answer) still goes here: the hop to the output would cost it more than the pieces.
+      if (
+        (reply.length <= PIPE_BUF || !streaming) && Atomics.load(slots, Slot.HELD) === 0 &&
+        Atomics.load(slots, Slot.READER) === client
+      ) {
         try {
           output ??= io.openOutputNow();
           const taken = output ? output.tryWrite(reply) : 0;
@@ -199,6 +210,7 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
         }
         if (!sawData) stats.clients++;
         sawData = true;
+        streaming = n === buffer.length;
         // A refused client's input is drained to its end, so the next starts clean.
         if (!refused) echo(echoer.feed(buffer.subarray(0, n)));
       }
