@@ -6,8 +6,9 @@
  * client with blocking calls and writes its replies straight into `NAME.out` whenever that
  * cannot block. Everything that must wait (a reader that has not arrived yet, a pipe that
  * is full because the client writes a large message before reading or reads slower than
- * we echo) goes through shared memory (`reply_ring.ts`) to the output (`plain_output.ts`),
- * which writes it with blocking writes on a pool thread while the input loop reads on: a
+ * we echo), and every reply over `PIPE_BUF` to a client that streams, goes through shared
+ * memory (`reply_ring.ts`) to the output (`plain_output.ts`), which writes it with
+ * blocking writes on a pool thread while the input loop reads on: a
  * single-threaded client never deadlocks, a bulk transfer streams as in C, and an idle
  * server makes no system call at all. Both open the FIFOs through the private links of
  * `FifoKeeper`, never the public names.
