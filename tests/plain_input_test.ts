@@ -48,6 +48,8 @@ interface Hooks {
   waitForHeld?(slots: Int32Array, clock: FakeClock): void;
   /** Called on each `waitForOutput`. */
   waitForOutput?(slots: Int32Array): void;
+  /** Called on each `waitForEnded`; without it, the output takes the end at once. */
+  waitForEnded?(slots: Int32Array, client: number): void;
 }
 
 /** One run of the loop: the writers that come, in order, and the world around them. */
@@ -236,6 +238,12 @@ function run(script: Script): Run {
       clock.now += ms;
       script.waitForHeld?.(slots, clock);
     },
+    waitForEnded(client) {
+      expectBlocked(Blocked.NAP, "waitForEnded");
+      trace.push(`wait for the output to take end ${client}`);
+      if (script.waitForEnded) script.waitForEnded(slots, client);
+      else Atomics.store(slots, Slot.ENDED, client);
+    },
     waitForOutput(client) {
       expectBlocked(Blocked.NAP, "waitForOutput");
       trace.push(`wait for the output to serve ${client}`);
@@ -319,9 +327,10 @@ function framingCases(framing: Framing): Case[] {
         `read ${wire("bc")}`,
         `write ${wire("bc")}: ${encodeFrame(framing, enc("bc")).length} taken`,
         "read: end of file",
-        "close output",
         "close input",
+        "close output",
         "end 1, readerThere=false: 2 messages, 3 bytes, 1 clients",
+        "wait for the output to take end 1",
         "(no more writers)",
       ],
       slots: { CLIENT: 1, READER: 1, SERVED: 1, DELIVERED: 1, HELD: 0 },
@@ -341,6 +350,7 @@ function framingCases(framing: Framing): Case[] {
         "close input",
         "open output now: no reader",
         "end 1, readerThere=false: 1 messages, 1 bytes, 1 clients",
+        "wait for the output to take end 1",
         "exit",
       ],
       slots: { STOP: 0, CLIENT: 1, HELD: encodeFrame(framing, enc("a")).length },
@@ -370,6 +380,7 @@ function oversizedCase(framing: "lines" | "length"): Case {
       "close input",
       "open output now: no reader",
       "end 1, readerThere=false: 1 messages, 2 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
     slots: { HELD: wires[0].length, LEFT_ALONE: 1 },
@@ -412,9 +423,10 @@ const CASES: Case[] = [
       r`read "c\n"`,
       r`replies 1 "c\n"`,
       "read: end of file",
-      "close output",
       "close input",
+      "close output",
       "end 1, readerThere=false: 4099 messages, 126976 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
     slots: { HELD: 65536 + 2, DELIVERED: 1 },
@@ -435,6 +447,7 @@ const CASES: Case[] = [
       "close input",
       "open output now: no reader",
       "end 1, readerThere=false: 3 messages, 3 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
     slots: { CLIENT: 1, READER: 0, DELIVERED: 0, HELD: 6, LEFT_ALONE: 1 },
@@ -462,9 +475,10 @@ const CASES: Case[] = [
       r`read "\x00\x00\x00\x00\x00\x03xyz"`,
       r`write "\x00\x00\x00\x00\x00\x00\x00\x03xyz": 11 taken`,
       "read: end of file",
-      "close output",
       "close input",
+      "close output",
       "end 1, readerThere=false: 3 messages, 5 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
   },
@@ -484,6 +498,7 @@ const CASES: Case[] = [
       "close input",
       "open output now: no reader",
       "end 1, readerThere=false: 3 messages, 10 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
   },
@@ -497,10 +512,11 @@ const CASES: Case[] = [
       r`replies 1 "a\n"`,
       `read "st"`,
       "read: end of file",
-      `replies 1 "last"`,
       "close input",
+      `replies 1 "last"`,
       "open output now: no reader",
       "end 1, readerThere=false: 2 messages, 5 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
   },
@@ -516,12 +532,13 @@ const CASES: Case[] = [
       r`read "\x00\x00\x00\x02ok\x00\x00\x00\x05hi"`,
       r`replies 1 "\x00\x00\x00\x02ok"`,
       "read: end of file",
+      "close input",
       "refused 1",
       "client-error: Dropped a client's stream: " +
       "The stream ended inside a message (6 bytes held or still expected)",
-      "close input",
       "open output now: no reader",
       "end 1, readerThere=false: 1 messages, 2 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
   },
@@ -536,6 +553,7 @@ const CASES: Case[] = [
       ...EMPTY_WITH_READER,
       "wait for the output to serve 1",
       "close output",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
     slots: { LEFT_ALONE: 0, SERVED: 1 },
@@ -547,6 +565,7 @@ const CASES: Case[] = [
       ...EMPTY_WITH_READER,
       "wait for the output to serve 1 ×20",
       "close output",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
     slots: { LEFT_ALONE: 0, SERVED: 0 },
@@ -579,12 +598,13 @@ const CASES: Case[] = [
       r`read "\x00\x00\x00\x02ok\x00\x00\x00"`,
       r`replies 1 "\x00\x00\x00\x02ok"`,
       "read: end of file",
+      "close input",
       "refused 1",
       "client-error: Dropped a client's stream: " +
       "The stream ended inside a message (3 bytes held or still expected)",
-      "close input",
       "open output now: no reader",
       "end 1, readerThere=false: 1 messages, 2 bytes, 1 clients",
+      "wait for the output to take end 1",
       "open",
       "begin 2",
       r`read "\x00\x00\x00\x02hi"`,
@@ -593,12 +613,14 @@ const CASES: Case[] = [
       "close input",
       "open output now: no reader",
       "end 2, readerThere=false: 2 messages, 4 bytes, 2 clients",
+      "wait for the output to take end 2",
       "open",
       "begin 3",
       "read: end of file",
       "close input",
       "open output now: no reader",
       "end 3, readerThere=false: 2 messages, 4 bytes, 2 clients",
+      "wait for the output to take end 3",
       "(no more writers)",
     ],
     slots: { CLIENT: 3, LEFT_ALONE: 3, HELD: 12 },
@@ -616,6 +638,30 @@ const CASES: Case[] = [
       "close input",
       "open output now: no reader",
       "end 1, readerThere=false: 0 messages, 0 bytes, 0 clients",
+      "wait for the output to take end 1",
+      "(no more writers)",
+    ],
+  },
+  {
+    name: "a FIFO gone from its path (the directory removed) is looked for again, not fatal",
+    script: {
+      writers: [
+        new Deno.errors.NotFound('Cannot open FIFO "in": it does not exist'),
+        ["a\n", EOF],
+      ],
+    },
+    trace: [
+      'open: Cannot open FIFO "in": it does not exist',
+      "nap 100",
+      "open",
+      "begin 1",
+      r`read "a\n"`,
+      r`replies 1 "a\n"`,
+      "read: end of file",
+      "close input",
+      "open output now: no reader",
+      "end 1, readerThere=false: 1 messages, 1 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
   },
@@ -638,9 +684,10 @@ const CASES: Case[] = [
       r`read "b\n"`,
       r`replies 1 "b\n"`,
       "read: end of file",
-      "close output",
       "close input",
+      "close output",
       "end 1, readerThere=false: 2 messages, 6 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
     slots: { DELIVERED: 1, HELD: 5 },
@@ -661,6 +708,7 @@ const CASES: Case[] = [
       "read: end of file",
       "close input",
       "end 1, readerThere=false: 2 messages, 2 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
     slots: { DELIVERED: 0, HELD: 4 },
@@ -678,6 +726,7 @@ const CASES: Case[] = [
       "close input",
       "open output now: no reader",
       "end 1, readerThere=false: 2 messages, 2 bytes, 1 clients",
+      "wait for the output to take end 1",
       "(no more writers)",
     ],
   },
@@ -696,6 +745,48 @@ for (const { name, script, trace, slots, thrown } of CASES) {
     }
   });
 }
+
+Deno.test("runPlainInput: the next writer waits until the output has taken the last end (bounded)", () => {
+  // The output takes client 1's end at the third look, and never client 2's: the loop
+  // gives up on that after 1 s of waits, and a stop cuts such a wait short.
+  let looks = 0;
+  const got = run({
+    served: true,
+    reader: true,
+    writers: [["a\n", EOF], [EOF]],
+    waitForEnded(slots, client) {
+      if (client === 1 && ++looks === 3) Atomics.store(slots, Slot.ENDED, client);
+    },
+  });
+  assert.deepEqual(got.trace, [
+    "open",
+    "begin 1",
+    r`read "a\n"`,
+    "open output now: a reader",
+    r`write "a\n": 2 taken`,
+    "read: end of file",
+    "close input",
+    "close output",
+    "end 1, readerThere=false: 1 messages, 1 bytes, 1 clients",
+    "wait for the output to take end 1 ×3",
+    "open",
+    "begin 2",
+    "read: end of file",
+    "close input",
+    "end 2, readerThere=false: 1 messages, 1 bytes, 1 clients",
+    "wait for the output to take end 2 ×20",
+    "(no more writers)",
+  ]);
+  const stopped = run({
+    served: true,
+    writers: [[EOF], [EOF]],
+    waitForEnded: (slots) => Atomics.store(slots, Slot.STOP, 1),
+  });
+  assert.deepEqual(stopped.trace.slice(-2), [
+    "end 1, readerThere=false: 0 messages, 0 bytes, 0 clients",
+    "wait for the output to take end 1",
+  ]);
+});
 
 // ------------------------------------------------- backpressure: HELD past the bound
 
@@ -738,6 +829,7 @@ Deno.test("runPlainInput: replies held past the bound stop the reads until the o
     "close input",
     "open output now: no reader",
     "end 1, readerThere=false: 3858 messages, 61717 bytes, 1 clients",
+    "wait for the output to take end 1",
     "(no more writers)",
   ]);
   assert.equal(got.slots.HELD, 34 + 6);
@@ -761,6 +853,7 @@ Deno.test("runPlainInput: one reply over the bound goes out when nothing is held
     "close input",
     "open output now: no reader",
     "end 1, readerThere=false: 13108 messages, 13123 bytes, 1 clients",
+    "wait for the output to take end 1",
     "(no more writers)",
   ]);
   assert.ok(20 + 65535 > BOUND);
@@ -782,6 +875,7 @@ Deno.test("runPlainInput: a client whose reader takes nothing for STALL_MS is dr
     "close input",
     "open output now: no reader",
     "end 1, readerThere=false: 3857 messages, 61712 bytes, 1 clients",
+    "wait for the output to take end 1",
     "(no more writers)",
   ]);
   // Dropped once the fake clock passes STALL_MS, not long after, and only then.

@@ -133,6 +133,7 @@ export class PlainEngine {
       Atomics.notify(this.#slots, Slot.STOP);
       Atomics.notify(this.#slots, Slot.SERVED);
       Atomics.notify(this.#slots, Slot.HELD);
+      Atomics.notify(this.#slots, Slot.ENDED);
     }
     if (blocked === Blocked.READ) {
       try {

@@ -44,6 +44,8 @@ export interface InputIo {
   waitForHeld(held: number, ms: number): void;
   /** Waits up to `ms` for the output to hold an open for `client` (or a stop). */
   waitForOutput(client: number, ms: number): void;
+  /** Waits up to `ms` for the output to have taken the end of `client` (or a stop). */
+  waitForEnded(client: number, ms: number): void;
   /** Receives the loop's events, in order. */
   post(event: InputEvent): void;
   /**
@@ -95,6 +97,14 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     try {
       input = io.openInput();
     } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        // Our FIFO's private link is gone: its directory was removed (`kill; rm -rf`, the
+        // stop on its way). The server's name check says so within seconds, or the stop
+        // comes; until then, look again now and then.
+        blocked(Blocked.NAP);
+        io.nap(100);
+        continue;
+      }
       if (!isTransient(error)) throw error;
       io.post({
         type: "client-error",
@@ -106,6 +116,11 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     } finally {
       blocked(Blocked.NONE);
     }
+    let inputOpen = true;
+    const closeInput = () => {
+      if (inputOpen) input.close();
+      inputOpen = false;
+    };
     client++;
     Atomics.store(slots, Slot.CLIENT, client);
     io.post({ type: "begin", client });
@@ -205,6 +220,9 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
         blocked(Blocked.NONE);
         if (stopping()) break; // what woke the read is not a message
         if (n === null) {
+          // Closed before anything else: a writer that opens NAME.in while we still hold
+          // it would be let in, then find no reader when it writes (EPIPE).
+          closeInput();
           if (!refused) echo(echoer.finish());
           break;
         }
@@ -217,7 +235,7 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     } finally {
       blocked(Blocked.NONE);
       output?.close();
-      input.close();
+      closeInput();
     }
     stats.messages = echoer.messages;
     stats.bytes = echoer.bytes;
@@ -239,6 +257,17 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
       blocked(Blocked.NONE);
       look.close();
     }
+    // The output closes NAME.out once this client's replies are out, so that its reader
+    // sees end of file. A next writer let in before could bring a reader that opens
+    // NAME.out in time to get that end of file instead of its replies (1 client in 500 of
+    // a back-to-back series did). Bounded, as above: a reader that reads nothing more
+    // holds the next client up for a second at most.
+    blocked(Blocked.NAP);
+    for (let waited = 0; waited < 1000 && !stopping(); waited += 50) {
+      if (Atomics.load(slots, Slot.ENDED) >= client) break;
+      io.waitForEnded(client, 50);
+    }
+    blocked(Blocked.NONE);
     if (echoer.exitRequested) {
       io.post({ type: "exit" });
       return;

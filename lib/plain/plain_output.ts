@@ -59,6 +59,8 @@ export class PlainOutput {
   /** Clients refused before their end: their reader gets end of file once echoes are out. */
   #refused = new Set<number>();
   #dropped = new Map<number, number>();
+  /** The last client whose end {@linkcode Slot.ENDED} says was taken. */
+  #endedSaid = 0;
   #pumping: Promise<void> | null = null;
   #again = false;
   #writing = false;
@@ -130,6 +132,19 @@ export class PlainOutput {
         return;
     }
     this.#pump();
+    this.#sayEnded();
+  }
+
+  /**
+   * Tells the input loop, once no end of `NAME.out` a reader of an ended client may hold
+   * is open any more, that it may let the next writer in (see {@linkcode Slot.ENDED}).
+   */
+  #sayEnded(): void {
+    if (this.#ended <= this.#endedSaid) return;
+    if (this.#file && this.#fileFor <= this.#ended) return;
+    this.#endedSaid = this.#ended;
+    Atomics.store(this.#slots, Slot.ENDED, this.#ended);
+    Atomics.notify(this.#slots, Slot.ENDED);
   }
 
   /**
@@ -170,6 +185,7 @@ export class PlainOutput {
     if (client === this.#current && this.#current > this.#ended) {
       Atomics.store(this.#slots, Slot.READER, client);
     }
+    this.#sayEnded();
   }
 
   /** A new client begins with no reader for older replies: they are dropped. */
@@ -256,6 +272,9 @@ export class PlainOutput {
         // Its client has gone and has all its replies: the reader sees end of file.
         this.#close();
         this.#report(client);
+        // A client that began after it ended (the input loop waits for this close, but not
+        // for ever) needs an open too: without one, its reader would wait in open() for good.
+        if (this.#current > client && client <= this.#ended) this.#park();
         continue;
       }
       const head = this.#queue[0];
@@ -322,6 +341,7 @@ export class PlainOutput {
     this.#file?.close();
     this.#file = null;
     this.#fileFor = 0;
+    this.#sayEnded();
   }
 
   /**

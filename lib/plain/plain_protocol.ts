@@ -2,8 +2,10 @@
  * What the plain pair's two halves share: the input loop on its worker thread and the
  * output on the event loop. Internal.
  *
- * The input loop never waits for the output: it publishes what it holds and the output's
- * state in shared memory, and puts replies it could not write itself in the reply ring.
+ * The input loop does not wait for the output while a client talks: it publishes what it
+ * holds and the output's state in shared memory, and puts replies it could not write
+ * itself in the reply ring. Between two clients it waits for the output to take the end
+ * of the first (`ENDED`).
  *
  * @module
  */
@@ -41,10 +43,16 @@ export const Slot = {
   RING_RECORDS: 9,
   /** 1 while the event loop takes nothing from the ring: a put must wake it. */
   RING_ASLEEP: 10,
+  /**
+   * The last client whose end the output has taken (and, its replies all out, closed
+   * `NAME.out` on); notified. The input loop lets no new writer in before: that writer's
+   * reader could open `NAME.out` in time to get this client's end of file.
+   */
+  ENDED: 11,
 } as const;
 
 /** How many slots {@linkcode Slot} uses. */
-export const SLOTS = 11;
+export const SLOTS = 12;
 
 /** What the input loop is blocked in, so that a stop wakes just that call. */
 export const Blocked = { NONE: 0, OPEN_INPUT: 1, READ: 2, NAP: 3 } as const;

@@ -38,6 +38,10 @@ self.onmessage = (message: MessageEvent<PlainConfig>) => {
       const holding = Atomics.load(slots, Slot.SERVED);
       if (holding !== client) Atomics.wait(slots, Slot.SERVED, holding, ms);
     },
+    waitForEnded(client, ms) {
+      const ended = Atomics.load(slots, Slot.ENDED);
+      if (ended < client) Atomics.wait(slots, Slot.ENDED, ended, ms);
+    },
     post,
     hold(client, bytes) {
       const { put, wake } = ring.hold(client, bytes, STALL_MS, stopping);
