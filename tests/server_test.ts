@@ -749,8 +749,8 @@ test({
 // lost theirs ("No reader" on the server), or hung in open(NAME.out) for good (every run
 // of this test, before). What is left is the FIFO's own race: a writer that opens NAME.in
 // in the instant between our end of file and our close finds no reader when it writes
-// (EPIPE), or reads the last client's end of file or another's echo: 1-2% of clients with
-// no gap at all here, hence the bound.
+// (EPIPE), or reads the last client's end of file or another's echo: up to 2% of clients
+// with no gap at all here, hence the bound.
 test({
   name: "server: 1,000 plain clients back to back: no hang, at most the FIFO's own race",
   async fn() {
