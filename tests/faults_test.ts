@@ -126,6 +126,10 @@ test("faults: SIGKILL mid-transfer; clients fail, saying why; a new server recov
     await streaming(victim, "the victim", victimSessions); // both directories exist
     for (const [i, s] of streamers.entries()) await cliStreaming(s, 50, `client ${i}`);
 
+    // The victim is frozen first: between two kills, a running victim could see the server
+    // die and close a session, removing its directory, before its own SIGKILL lands (seen
+    // once in a full run on 2 busy cores).
+    victim.child.kill("SIGSTOP");
     server.child.kill("SIGKILL");
     victim.child.kill("SIGKILL");
     const killedAt = performance.now();
