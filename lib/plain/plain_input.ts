@@ -60,6 +60,9 @@ export interface InputIo {
   nap(ms: number): void;
 }
 
+/** One step of the loop's bounded waits between two clients. */
+const WAIT_STEP_MS = 50;
+
 /** How long a client may take none of its replies, held at the bound, before it is dropped. */
 export const STALL_MS = 2000;
 
@@ -91,6 +94,12 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
   let client = 0;
 
   const blocked = (state: number) => Atomics.store(slots, Slot.BLOCKED, state);
+  /** Waits until `done()`, in steps that a stop cuts short, for a second at most. */
+  const waitAtMostASecond = (done: () => boolean, step: () => void) => {
+    blocked(Blocked.NAP);
+    for (let waited = 0; waited < 1000 && !stopping() && !done(); waited += WAIT_STEP_MS) step();
+    blocked(Blocked.NONE);
+  };
   while (!stopping()) {
     let input: InputEnd;
     blocked(Blocked.OPEN_INPUT);
@@ -248,26 +257,22 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     if (!look) Atomics.store(slots, Slot.LEFT_ALONE, client);
     io.post({ type: "end", client, stats: { ...stats }, readerThere: look !== null });
     if (look) {
-      blocked(Blocked.NAP);
       // Bounded: a reader that left meanwhile never lets the output's open return.
-      for (let waited = 0; waited < 1000 && !stopping(); waited += 50) {
-        if (Atomics.load(slots, Slot.SERVED) === client) break;
-        io.waitForOutput(client, 50);
-      }
-      blocked(Blocked.NONE);
+      waitAtMostASecond(
+        () => Atomics.load(slots, Slot.SERVED) === client,
+        () => io.waitForOutput(client, WAIT_STEP_MS),
+      );
       look.close();
     }
     // The output closes NAME.out once this client's replies are out, so that its reader
     // sees end of file. A next writer let in before could bring a reader that opens
     // NAME.out in time to get that end of file instead of its replies (1 client in 500 of
-    // a back-to-back series did). Bounded, as above: a reader that reads nothing more
-    // holds the next client up for a second at most.
-    blocked(Blocked.NAP);
-    for (let waited = 0; waited < 1000 && !stopping(); waited += 50) {
-      if (Atomics.load(slots, Slot.ENDED) >= client) break;
-      io.waitForEnded(client, 50);
-    }
-    blocked(Blocked.NONE);
+    // a back-to-back series did). Bounded too: a reader that reads nothing more holds the
+    // next client up for a second at most.
+    waitAtMostASecond(
+      () => Atomics.load(slots, Slot.ENDED) >= client,
+      () => io.waitForEnded(client, WAIT_STEP_MS),
+    );
     if (echoer.exitRequested) {
       io.post({ type: "exit" });
       return;
