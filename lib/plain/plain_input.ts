@@ -106,19 +106,17 @@ export function runPlainInput(config: PlainConfig, io: InputIo): void {
     try {
       input = io.openInput();
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        // Our FIFO's private link is gone: its directory was removed (`kill; rm -rf`, the
-        // stop on its way). The server's name check says so within seconds, or the stop
-        // comes; until then, look again now and then.
-        blocked(Blocked.NAP);
-        io.nap(100);
-        continue;
+      // A FIFO gone from its private link: its directory was removed (`kill; rm -rf`, the
+      // stop on its way). The server's name check says so within seconds, or the stop
+      // comes; until then, look again now and then, without a log line.
+      const vanished = error instanceof Deno.errors.NotFound;
+      if (!vanished && !isTransient(error)) throw error;
+      if (!vanished) {
+        io.post({
+          type: "client-error",
+          message: `Cannot take a client now: ${(error as Error).message}`,
+        });
       }
-      if (!isTransient(error)) throw error;
-      io.post({
-        type: "client-error",
-        message: `Cannot take a client now: ${(error as Error).message}`,
-      });
       blocked(Blocked.NAP);
       io.nap(100);
       continue;
